@@ -1,0 +1,54 @@
+"""Stores: pick a backend from a URL (`sqlite:///path.db`, `postgresql://…`)."""
+
+from __future__ import annotations
+
+from conveyor.errors import InvalidInput
+from conveyor.store.base import (
+    Completion,
+    Enqueued,
+    Failure,
+    JobEvent,
+    JobFilter,
+    JobPage,
+    Lease,
+    QueueSettings,
+    ReapedJob,
+    Release,
+    Schedule,
+    Store,
+    WorkerInfo,
+)
+
+__all__ = [
+    "Completion",
+    "Enqueued",
+    "Failure",
+    "JobEvent",
+    "JobFilter",
+    "JobPage",
+    "Lease",
+    "QueueSettings",
+    "ReapedJob",
+    "Release",
+    "Schedule",
+    "Store",
+    "WorkerInfo",
+    "open_store",
+]
+
+
+def open_store(url: str) -> Store:
+    """Build (not connect) the store for `url`.
+
+    PostgreSQL URLs accept a `schema` query parameter (default `public`) so several
+    Conveyors, or tests, can share one database.
+    """
+    if url.startswith("sqlite:"):
+        from conveyor.store.sqlite import SQLiteStore
+
+        return SQLiteStore(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        from conveyor.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise InvalidInput(f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://…")

@@ -1,0 +1,297 @@
+"""The Store protocol: everything Conveyor persists goes through it.
+
+Both backends (SQLite, PostgreSQL) implement it and pass one shared test suite
+(tests/store/). Contract rules every implementation keeps:
+
+* Every status change writes a `job_events` row in the same transaction.
+* Guarded updates: completing, failing, releasing and heart-beating match (id, lease_token,
+  status='running'); a caller whose lease was reaped or whose job was cancelled changes
+  nothing and is told so through the returned ids.
+* Batch operations take one round trip (or one transaction) for the whole batch.
+* Times are timezone-aware UTC datetimes. The store's clock decides "now" for claims,
+  leases and promotions (PostgreSQL: the server's now(); SQLite: the process clock).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from conveyor.models import JSON, Job, JobStatus, NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that a worker holds a job: the fencing token handed out by its claim."""
+
+    job_id: uuid.UUID
+    lease_token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    job_id: uuid.UUID
+    lease_token: int
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt. `retry_at` set: status -> retrying with run_at = retry_at.
+    `retry_at` None: status -> dead (the DLQ). `error` goes to last_error (with traceback)."""
+
+    job_id: uuid.UUID
+    lease_token: int
+    error: str
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Hand a running job back without charging the attempt (graceful shutdown, open breaker).
+    status -> queued (run_at None) or scheduled (run_at set); attempt is decremented by one."""
+
+    job_id: uuid.UUID
+    lease_token: int
+    run_at: datetime | None = None
+    reason: str = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job: Job
+    created: bool  # False: an existing live job with the same unique_key was returned
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    id: int
+    job_id: uuid.UUID
+    at: datetime
+    from_status: JobStatus | None  # None for the creation event
+    to_status: JobStatus
+    attempt: int
+    worker_id: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    queue: str | None = None
+    status: JobStatus | None = None
+    type: str | None = None
+    tag: str | None = None  # job has this tag
+    tenant: str | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """Newest first (id descending; ids are UUIDv7 so this is creation order).
+    `next_cursor` is the last id of this page, None when there is no further page."""
+
+    jobs: list[Job]
+    next_cursor: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReapedJob:
+    job_id: uuid.UUID
+    worker_id: str | None
+    attempt: int
+    new_status: JobStatus  # queued, or dead when the lost attempt was the last allowed
+
+
+@dataclass(slots=True)
+class QueueSettings:
+    name: str
+    paused: bool = False
+    max_depth: int | None = None  # queued+scheduled+retrying jobs allowed; None = unlimited
+    concurrency: int | None = None  # running jobs allowed across all workers; None = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    last_seen_at: datetime
+    running: int = 0
+    meta: JSON = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A cron schedule. `next_run_at` is the next fire time (UTC); the scheduler fires it with a
+    compare-and-set on next_run_at, so one fire time yields exactly one job."""
+
+    name: str
+    cron: str
+    timezone: str
+    type: str
+    payload: JSON = field(default_factory=dict)
+    queue: str = "default"
+    priority: int = 0
+    max_retries: int = 3
+    timeout: float = 300.0
+    enabled: bool = True
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Store(Protocol):
+    url: str
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open pools/connections. Does not migrate."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations (idempotent, safe to run concurrently).
+        Returns the names applied now."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable if the store cannot answer."""
+
+    # -- submitting ------------------------------------------------------------------
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """Insert jobs in one transaction; results in input order.
+
+        A job whose run_at is None or <= now is `queued` (run_at = now), otherwise `scheduled`.
+        unique_key: when a non-terminal job with the same key exists (or an earlier job in the
+        same batch has it), that job is returned with created=False and nothing is inserted
+        for it. Writes a creation event per new job. PostgreSQL sends at most one NOTIFY per
+        distinct queue that received ready jobs. All or nothing.
+        Raises QueueFull (and writes nothing) if a queue's max_depth would be exceeded.
+        """
+
+    # -- reading ---------------------------------------------------------------------
+    async def get_job(self, job_id: uuid.UUID) -> Job:
+        """Raises JobNotFound."""
+
+    async def get_jobs(self, job_ids: Sequence[uuid.UUID]) -> list[Job]:
+        """The jobs that exist, in no particular order."""
+
+    async def list_jobs(
+        self, flt: JobFilter, *, limit: int = 50, cursor: uuid.UUID | None = None
+    ) -> JobPage:
+        """Keyset pagination, newest first: with a cursor, jobs with id < cursor."""
+
+    async def job_events(self, job_id: uuid.UUID) -> list[JobEvent]:
+        """Oldest first. Raises JobNotFound if the job does not exist."""
+
+    async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]:
+        """{queue: {status: n}} for every queue that has jobs; zero counts may be omitted."""
+
+    # -- the worker protocol -----------------------------------------------------------
+    async def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[Job]:
+        """Atomically take up to `limit` queued jobs from `queues` (skipping paused queues and
+        respecting each queue's `concurrency` limit), ordered by priority desc, run_at, id.
+        Each becomes running: attempt += 1, lease_token += 1, worker_id set,
+        lease_expires_at = now + lease_seconds, started_at = now. Never hands one job to two
+        claimers. Returns the jobs as they are after the claim."""
+
+    async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
+        """running -> completed with result and finished_at. Returns the ids that applied."""
+
+    async def fail_many(self, failures: Sequence[Failure]) -> list[uuid.UUID]:
+        """running -> retrying (retry_at) or dead. Lease cleared. Returns the ids that applied."""
+
+    async def release_many(self, releases: Sequence[Release]) -> list[uuid.UUID]:
+        """running -> queued/scheduled without charging the attempt. Returns ids that applied."""
+
+    async def heartbeat(
+        self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[uuid.UUID]:
+        """Extend the leases (lease_expires_at = now + lease_seconds) in one statement and touch
+        the worker's last_seen_at. Returns the ids still held: a missing id means the job was
+        cancelled or reaped and the worker should stop running it."""
+
+    async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
+        """running jobs whose lease expired: the lost attempt stays counted and is recorded as
+        last_error; back to queued, or dead when no retries are left (attempt > max_retries)."""
+
+    async def promote_due(self, limit: int = 1000) -> int:
+        """scheduled/retrying jobs with run_at <= now -> queued (one NOTIFY per queue on
+        PostgreSQL). Returns how many moved."""
+
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """Return when jobs may have become ready in one of `queues` (PostgreSQL: LISTEN/NOTIFY;
+        SQLite: in-process signal from enqueue, else just the timeout), or after `timeout`."""
+
+    # -- operator actions --------------------------------------------------------------
+    async def cancel(self, job_id: uuid.UUID, reason: str = "cancelled") -> Job:
+        """Any non-terminal status -> cancelled. A running job's lease stops matching, so its
+        worker's heartbeat learns of it. Raises JobNotFound / IllegalTransition."""
+
+    async def requeue_dead(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
+        """dead -> queued with attempt reset to 0 and, if given, a new payload.
+        Raises JobNotFound / IllegalTransition."""
+
+    async def discard_dead(self, job_ids: Sequence[uuid.UUID]) -> int:
+        """Delete dead jobs (and their events). Ids that are not dead are left alone."""
+
+    # -- queues ----------------------------------------------------------------------
+    async def get_queue_settings(self, name: str) -> QueueSettings:
+        """Defaults when the queue has no row."""
+
+    async def set_queue_settings(self, settings: QueueSettings) -> QueueSettings: ...
+
+    async def list_queue_settings(self) -> list[QueueSettings]: ...
+
+    # -- workers ---------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo) -> None:
+        """Insert or replace the worker row."""
+
+    async def touch_worker(self, worker_id: str, running: int) -> None: ...
+
+    async def deregister_worker(self, worker_id: str) -> None: ...
+
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+    async def prune_workers(self, seen_before: datetime) -> int: ...
+
+    # -- schedules -------------------------------------------------------------------
+    async def upsert_schedule(self, schedule: Schedule) -> Schedule: ...
+
+    async def get_schedule(self, name: str) -> Schedule:
+        """Raises ScheduleNotFound."""
+
+    async def list_schedules(self) -> list[Schedule]: ...
+
+    async def delete_schedule(self, name: str) -> None:
+        """Raises ScheduleNotFound."""
+
+    async def due_schedules(self, now: datetime) -> list[Schedule]:
+        """Enabled schedules with next_run_at <= now."""
+
+    async def fire_schedule(
+        self, name: str, fire_at: datetime, next_run_at: datetime, job: NewJob
+    ) -> Job | None:
+        """In one transaction: compare-and-set schedules.next_run_at from `fire_at` to
+        `next_run_at` (and last_run_at = fire_at), and enqueue `job`. Returns None, and
+        enqueues nothing, if next_run_at was no longer `fire_at` (another scheduler fired it)."""
+
+    # -- coordination and housekeeping ---------------------------------------------------
+    async def try_lead(self, name: str, holder: str, ttl: float) -> bool:
+        """Try to become (or stay) the leader for `name`. PostgreSQL: a session advisory lock
+        on a dedicated connection (lost with the connection); SQLite: a lease row that expires
+        after `ttl` seconds unless renewed. Safe to call repeatedly."""
+
+    async def resign(self, name: str, holder: str) -> None: ...
+
+    async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
+        """Delete terminal jobs of `status` that finished before the cutoff (events too)."""
