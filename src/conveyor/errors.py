@@ -29,7 +29,7 @@ class ScheduleNotFound(ConveyorError):
 
 
 class IllegalTransition(ConveyorError):
-    """A job cannot move from its current status to the requested one (e.g. cancel a completed job)."""
+    """A job cannot move from its status to the one asked for (e.g. cancel a completed job)."""
 
     code = "illegal_transition"
 

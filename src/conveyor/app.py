@@ -1,0 +1,151 @@
+"""App: the in-process entry point users write against.
+
+    app = conveyor.App("postgresql://…")
+
+    @app.job("email.send", queue="email", max_retries=5, timeout=30)
+    async def send(payload, ctx): ...
+
+    await app.enqueue("email.send", {"to": "a@b.c"})
+
+`conveyor worker module:app` imports such an object and runs its handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from conveyor.config import Settings
+from conveyor.models import JSON, Job, NewJob, RetryPolicy
+from conveyor.service import JobService
+from conveyor.store import Store, open_store
+from conveyor.worker.executor import Worker
+from conveyor.worker.registry import Registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    def __init__(
+        self,
+        store_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if store_url is not None:
+            self.settings = self.settings.model_copy(update={"store_url": store_url})
+        self.retry_policy = retry_policy
+        self.registry = Registry()
+        self._store: Store | None = None
+        self._service: JobService | None = None
+
+    def job(
+        self,
+        name: str,
+        *,
+        queue: str = "default",
+        max_retries: int = 3,
+        timeout: float = 300.0,
+        priority: int = 0,
+    ) -> Callable[[F], F]:
+        """Register a handler taking `(payload)` or `(payload, ctx)`; sync or async."""
+
+        def register(fn: F) -> F:
+            self.registry.register(
+                name, fn, queue=queue, max_retries=max_retries, timeout=timeout, priority=priority
+            )
+            return fn
+
+        return register
+
+    # -- store lifecycle ---------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("App is not open: use `async with app:` or `await app.open()`")
+        return self._store
+
+    @property
+    def service(self) -> JobService:
+        if self._service is None:
+            self._service = JobService(self.store, self.settings, known_types=self.registry.names)
+        return self._service
+
+    async def open(self, *, migrate: bool = False) -> App:
+        if self._store is None:
+            store = open_store(self.settings.store_url)
+            await store.connect()
+            self._store = store
+        if migrate:
+            await self._store.migrate()
+        return self
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+            self._service = None
+
+    async def __aenter__(self) -> App:
+        return await self.open()
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- submitting --------------------------------------------------------------------
+    def new_job(
+        self,
+        type: str,
+        payload: JSON | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        max_retries: int | None = None,
+        timeout: float | None = None,
+        unique_key: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> NewJob:
+        """A submission with the handler's registered defaults filled in."""
+        d = self.registry.get(type)
+        return NewJob(
+            type=type,
+            payload=payload if payload is not None else {},
+            queue=queue or (d.queue if d else "default"),
+            priority=priority if priority is not None else (d.priority if d else 0),
+            run_at=run_at,
+            max_retries=max_retries if max_retries is not None else (d.max_retries if d else 3),
+            timeout=timeout if timeout is not None else (d.timeout if d else 300.0),
+            unique_key=unique_key,
+            tags=list(tags),
+        )
+
+    async def enqueue(self, type: str, payload: JSON | None = None, **options: Any) -> Job:
+        return (await self.service.submit(self.new_job(type, payload, **options))).job
+
+    async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        return [e.job for e in await self.service.submit_many(jobs)]
+
+    # -- running -----------------------------------------------------------------------
+    def worker(
+        self,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        **kwargs: Any,
+    ) -> Worker:
+        return Worker(
+            self.store,
+            self.registry,
+            queues=queues,
+            concurrency=concurrency,
+            settings=self.settings,
+            retry_policy=self.retry_policy,
+            **kwargs,
+        )

@@ -1,0 +1,325 @@
+"""`conveyor` command line: dev, worker, scheduler, migrate, enqueue, queue, schedule, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from conveyor.app import App
+from conveyor.config import Settings
+from conveyor.errors import ConveyorError
+from conveyor.logs import configure_logging
+from conveyor.scheduler import Scheduler
+from conveyor.store import Schedule, open_store
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def load_app(target: str) -> App:
+    """Import `module:attribute` (the current directory is importable, like `python -m`)."""
+    module_name, _, attr = target.partition(":")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    module = importlib.import_module(module_name)
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, App):
+        raise click.BadParameter(f"{target!r} is not a conveyor.App", param_hint="APP")
+    return app
+
+
+def _settings(store_url: str | None, **overrides: Any) -> Settings:
+    base = Settings()
+    update = {k: v for k, v in overrides.items() if v is not None}
+    if store_url:
+        update["store_url"] = store_url
+    return base.model_copy(update=update)
+
+
+def _on_signals(first: Callable[[], None], second: Callable[[], None]) -> None:
+    """First SIGTERM/SIGINT: graceful stop; a second one: stop now."""
+    loop = asyncio.get_running_loop()
+    seen = {"n": 0}
+
+    def handler() -> None:
+        seen["n"] += 1
+        (first if seen["n"] == 1 else second)()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, handler)
+
+
+store_option = click.option(
+    "--store-url",
+    envvar="CONVEYOR_STORE_URL",
+    default=None,
+    help="sqlite:///path.db or postgresql://… (env CONVEYOR_STORE_URL)",
+)
+
+
+@click.group()
+@click.option("--log-level", envvar="CONVEYOR_LOG_LEVEL", default="INFO")
+@click.option(
+    "--log-format",
+    envvar="CONVEYOR_LOG_FORMAT",
+    default="json",
+    type=click.Choice(["json", "console"]),
+)
+def main(log_level: str, log_format: str) -> None:
+    """Conveyor: distributed job processing."""
+    configure_logging(log_level, log_format)
+
+
+@main.command()
+@store_option
+def migrate(store_url: str | None) -> None:
+    """Apply pending schema migrations."""
+
+    async def go() -> list[str]:
+        store = open_store(_settings(store_url).store_url)
+        await store.connect()
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = _run(go())
+    click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@main.command()
+@click.argument("app_target", metavar="APP")
+@store_option
+@click.option("--queues", "-q", default=None, help="comma-separated queues (default: the app's)")
+@click.option("--concurrency", "-c", type=int, default=None)
+@click.option("--grace", type=float, default=None, help="seconds in-flight jobs get on shutdown")
+@click.option("--lease", type=float, default=None, help="lease seconds")
+def worker(
+    app_target: str,
+    store_url: str | None,
+    queues: str | None,
+    concurrency: int | None,
+    grace: float | None,
+    lease: float | None,
+) -> None:
+    """Run the handlers of APP (module:attribute)."""
+    app = load_app(app_target)
+    app.settings = _settings(
+        store_url or app.settings.store_url, shutdown_grace=grace, lease_seconds=lease
+    )
+
+    async def go() -> None:
+        async with app:
+            w = app.worker(queues=queues.split(",") if queues else None, concurrency=concurrency)
+            _on_signals(w.stop, lambda: w.stop(immediate=True))
+            await w.run()
+
+    _run(go())
+
+
+@main.command()
+@store_option
+def scheduler(store_url: str | None) -> None:
+    """Promote delayed jobs, reap expired leases, fire cron schedules, prune old jobs."""
+    settings = _settings(store_url)
+
+    async def go() -> None:
+        store = open_store(settings.store_url)
+        await store.connect()
+        try:
+            s = Scheduler(store, settings)
+            _on_signals(s.stop, s.stop)
+            await s.run()
+        finally:
+            await store.close()
+
+    _run(go())
+
+
+@main.command()
+@store_option
+@click.option("--app", "app_target", default="conveyor.demo:app", show_default=True)
+@click.option("--concurrency", "-c", type=int, default=None)
+def dev(store_url: str | None, app_target: str, concurrency: int | None) -> None:
+    """Everything in one process on a SQLite file: migrations, worker, scheduler."""
+    app = load_app(app_target)
+    app.settings = _settings(store_url or app.settings.store_url)
+    configure_logging(app.settings.log_level, "console")
+
+    async def go() -> None:
+        async with app:
+            applied = await app.store.migrate()
+            w = app.worker(concurrency=concurrency)
+            sched = Scheduler(app.store, app.settings)
+
+            def stop() -> None:
+                w.stop()
+                sched.stop()
+
+            _on_signals(stop, lambda: w.stop(immediate=True))
+            click.echo(
+                f"Conveyor dev: store {app.settings.store_url}"
+                f"{' (migrated: ' + ', '.join(applied) + ')' if applied else ''}\n"
+                f"  handlers: {', '.join(sorted(app.registry.names()))}\n"
+                f"  submit a job: conveyor enqueue demo.echo --payload '{{\"hello\": 1}}'\n"
+                f"  Ctrl-C stops gracefully."
+            )
+            await asyncio.gather(w.run(), sched.run())
+
+    _run(go())
+
+
+def _service_call(store_url: str | None, fn: Callable[[App], Awaitable[T]]) -> T:
+    async def go() -> T:
+        app = App(_settings(store_url).store_url)
+        async with app:
+            return await fn(app)
+
+    try:
+        return _run(go())
+    except ConveyorError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _json_arg(value: str, name: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from exc
+
+
+@main.command()
+@click.argument("job_type")
+@store_option
+@click.option("--payload", default="{}", help="JSON object")
+@click.option("--queue", default="default")
+@click.option("--priority", type=int, default=0)
+@click.option("--delay", type=float, default=None, help="seconds from now")
+@click.option("--count", type=int, default=1, help="submit this many copies")
+def enqueue(
+    job_type: str,
+    store_url: str | None,
+    payload: str,
+    queue: str,
+    priority: int,
+    delay: float | None,
+    count: int,
+) -> None:
+    """Submit a job."""
+    data = _json_arg(payload, "--payload")
+    run_at = datetime.now(UTC) + timedelta(seconds=delay) if delay else None
+
+    async def go(app: App) -> list[str]:
+        jobs = [
+            app.new_job(job_type, data, queue=queue, priority=priority, run_at=run_at)
+            for _ in range(count)
+        ]
+        return [str(j.id) for j in await app.enqueue_many(jobs)]
+
+    for job_id in _service_call(store_url, go):
+        click.echo(job_id)
+
+
+@main.group()
+def queue() -> None:
+    """Queue settings."""
+
+
+@queue.command("set")
+@click.argument("name")
+@click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
+@store_option
+def queue_set(name: str, settings: tuple[str, ...], store_url: str | None) -> None:
+    """e.g. `conveyor queue set email paused=true max_depth=10000`."""
+    changes: dict[str, Any] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        changes[key] = _json_arg(value, key)
+    result = _service_call(store_url, lambda app: app.service.update_queue(name, changes))
+    click.echo(
+        f"{result.name}: paused={result.paused} max_depth={result.max_depth} "
+        f"concurrency={result.concurrency}"
+    )
+
+
+@main.group()
+def schedule() -> None:
+    """Cron schedules."""
+
+
+@schedule.command("set")
+@click.argument("name")
+@click.argument("cron")
+@click.argument("job_type")
+@store_option
+@click.option("--payload", default="{}")
+@click.option("--queue", default="default")
+@click.option("--timezone", "tz", default="UTC")
+def schedule_set(
+    name: str, cron: str, job_type: str, store_url: str | None, payload: str, queue: str, tz: str
+) -> None:
+    """Create or replace a schedule firing JOB_TYPE on CRON (5 fields, or 6 with seconds)."""
+    s = Schedule(
+        name=name,
+        cron=cron,
+        timezone=tz,
+        type=job_type,
+        payload=_json_arg(payload, "--payload"),
+        queue=queue,
+    )
+    result = _service_call(store_url, lambda app: app.service.put_schedule(s))
+    click.echo(f"{result.name}: next run {result.next_run_at}")
+
+
+@schedule.command("list")
+@store_option
+def schedule_list(store_url: str | None) -> None:
+    for s in _service_call(store_url, lambda app: app.service.list_schedules()):
+        click.echo(
+            f"{s.name}\t{s.cron}\t{s.timezone}\t{s.type}\tenabled={s.enabled}\tnext={s.next_run_at}"
+        )
+
+
+@main.command()
+@store_option
+@click.option("--jobs", "-n", type=int, default=20_000, show_default=True)
+@click.option("--concurrency", "-c", type=int, default=200, show_default=True)
+@click.option("--rate", type=float, default=None, help="steady mode: jobs per second")
+@click.option("--duration", type=float, default=20.0, show_default=True, help="steady mode seconds")
+def bench(
+    store_url: str | None, jobs: int, concurrency: int, rate: float | None, duration: float
+) -> None:
+    """Throughput (drain N no-op jobs) or, with --rate, latency at a steady rate."""
+    from conveyor.bench import run_bench
+
+    _run(
+        run_bench(
+            _settings(store_url).store_url,
+            jobs=jobs,
+            concurrency=concurrency,
+            rate=rate,
+            duration=duration,
+        )
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,130 @@
+"""The Scheduler: run it once or many times; one instance leads.
+
+Every instance promotes due jobs and reaps expired leases (both safe to run concurrently).
+Only the leader fires cron schedules and prunes old jobs. Exactly-once cron firing does not
+rest on leadership alone: each fire is a compare-and-set of the schedule's next_run_at in the
+same transaction as the job insert, so even two leaders during a failover fire a tick once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from conveyor.config import Settings
+from conveyor.models import Job
+from conveyor.scheduler.cron import next_fire
+from conveyor.scheduler.maintenance import run_maintenance
+from conveyor.service import retention_cutoffs, schedule_job
+from conveyor.store.base import Store
+
+log = structlog.get_logger("conveyor.scheduler")
+
+LEADERSHIP = "scheduler"
+
+
+@dataclass(slots=True)
+class TickReport:
+    leader: bool = False
+    promoted: int = 0
+    reaped: int = 0
+    fired: list[Job] = field(default_factory=list)
+    pruned: int = 0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        holder: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.is_leader = False
+        self._stopping = asyncio.Event()
+        self._last_prune: datetime | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        log.info("scheduler started", holder=self.holder)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.tick()
+                except Exception:
+                    log.exception("scheduler tick failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.settings.scheduler_tick)
+        finally:
+            if self.is_leader:
+                with contextlib.suppress(Exception):
+                    await self.store.resign(LEADERSHIP, self.holder)
+            log.info("scheduler stopped", holder=self.holder)
+
+    async def tick(self) -> TickReport:
+        report = TickReport()
+        report.promoted, reaped = await run_maintenance(self.store)
+        report.reaped = len(reaped)
+        was_leader = self.is_leader
+        self.is_leader = await self.store.try_lead(
+            LEADERSHIP, self.holder, self.settings.leader_ttl
+        )
+        if self.is_leader != was_leader:
+            log.info("scheduler leadership changed", leader=self.is_leader, holder=self.holder)
+        report.leader = self.is_leader
+        if not self.is_leader:
+            return report
+        now = self.clock()
+        report.fired = await self.fire_due(now)
+        if self._last_prune is None or now - self._last_prune >= timedelta(minutes=1):
+            report.pruned = await self.prune(now)
+            self._last_prune = now
+        return report
+
+    async def fire_due(self, now: datetime) -> list[Job]:
+        """Fire each due schedule once. Missed ticks (scheduler down) fire once, not one job
+        per missed tick: a backlog of identical jobs after an outage is rarely what anyone
+        wants, and the next fire is computed from now."""
+        fired = []
+        for s in await self.store.due_schedules(now):
+            assert s.next_run_at is not None
+            fire_at = s.next_run_at
+            following = next_fire(s.cron, s.timezone, max(now, fire_at))
+            job = await self.store.fire_schedule(
+                s.name, fire_at, following, schedule_job(s, fire_at)
+            )
+            if job is not None:
+                fired.append(job)
+                log.info(
+                    "schedule fired",
+                    schedule=s.name,
+                    fire_at=fire_at.isoformat(),
+                    job_id=str(job.id),
+                )
+        return fired
+
+    async def prune(self, now: datetime) -> int:
+        total = 0
+        for status, cutoff in retention_cutoffs(self.settings, now).items():
+            total += await self.store.prune_finished(status, cutoff)
+        total_workers = await self.store.prune_workers(
+            now - timedelta(seconds=self.settings.worker_expiry)
+        )
+        if total or total_workers:
+            log.info("pruned", jobs=total, workers=total_workers)
+        return total

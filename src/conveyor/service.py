@@ -1,0 +1,334 @@
+"""The use cases every door calls (HTTP, gRPC, CLI, the in-process App).
+
+Validation and rules live here, once: a route or servicer translates its wire format into
+these calls and maps ConveyorError subclasses to status codes, nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from conveyor.config import Settings
+from conveyor.errors import InvalidInput
+from conveyor.ids import new_job_id
+from conveyor.models import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    JSON,
+    Job,
+    JobStatus,
+    NewJob,
+)
+from conveyor.scheduler.cron import next_fire, next_fires, validate_cron
+from conveyor.store.base import (
+    Enqueued,
+    JobEvent,
+    JobFilter,
+    JobPage,
+    QueueSettings,
+    Schedule,
+    Store,
+    WorkerInfo,
+)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+MAX_PRIORITY = 1_000_000
+MAX_RETRIES_LIMIT = 1_000
+MAX_TAGS = 32
+MAX_UNIQUE_KEY = 255
+MAX_BATCH = 1_000
+MAX_PAGE = 500
+
+_JSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidInput(
+            f"{field} must be 1-128 characters of letters, digits and _ . : - (got {value!r})",
+            field=field,
+        )
+    return value
+
+
+def _int(value: object, field: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(
+            f"{field} must be an integer in [{lo}, {hi}] (got {value!r})", field=field
+        )
+    return value
+
+
+def _aware(value: object, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidInput(f"{field} must be a datetime", field=field)
+    if value.tzinfo is None:
+        raise InvalidInput(f"{field} must carry a time zone (RFC 3339 with offset)", field=field)
+    return value.astimezone(UTC)
+
+
+def check_json_object(value: object, field: str, max_bytes: int) -> JSON:
+    """A payload is a JSON object that survives a round trip (no NaN, no dates, no sets)."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be a JSON object", field=field)
+    try:
+        encoded = orjson.dumps(value, option=_JSON_OPTS)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"{field} is not JSON-serialisable: {exc}", field=field) from exc
+    if len(encoded) > max_bytes:
+        raise InvalidInput(
+            f"{field} is {len(encoded)} bytes, over the {max_bytes} limit", field=field
+        )
+    if b"NaN" in encoded or b"Infinity" in encoded:
+        _reject_non_finite(value, field)
+    return value
+
+
+def _reject_non_finite(value: object, field: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput(f"{field} contains a non-finite number", field=field)
+    if isinstance(value, dict):
+        for v in value.values():
+            _reject_non_finite(v, field)
+    elif isinstance(value, list):
+        for v in value:
+            _reject_non_finite(v, field)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    settings: QueueSettings
+    counts: dict[JobStatus, int]
+
+
+class JobService:
+    """Conveyor's use cases over one Store.
+
+    `known_types`, when given, rejects submissions of types no handler is registered for:
+    the in-process App knows its registry, a standalone API server does not.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        known_types: Callable[[], Sequence[str]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.known_types = known_types
+        self.clock = clock
+
+    # -- submitting --------------------------------------------------------------------
+    def validate(self, job: NewJob) -> NewJob:
+        """Check and normalise one submission; raises InvalidInput naming the field."""
+        s = self.settings
+        _name(job.type, "type")
+        if self.known_types is not None and job.type not in self.known_types():
+            raise InvalidInput(
+                f"unknown job type {job.type!r}: no handler is registered", field="type"
+            )
+        _name(job.queue, "queue")
+        check_json_object(job.payload, "payload", s.max_payload_bytes)
+        _int(job.priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
+        _int(job.max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
+        timeout = job.timeout
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or not 0 < timeout <= s.max_timeout
+        ):
+            raise InvalidInput(
+                f"timeout must be a number of seconds in (0, {s.max_timeout:g}] (got {timeout!r})",
+                field="timeout",
+            )
+        run_at = None if job.run_at is None else _aware(job.run_at, "run_at")
+        if job.unique_key is not None and (
+            not isinstance(job.unique_key, str) or not 0 < len(job.unique_key) <= MAX_UNIQUE_KEY
+        ):
+            raise InvalidInput(
+                f"unique_key must be 1-{MAX_UNIQUE_KEY} characters", field="unique_key"
+            )
+        if not isinstance(job.tags, list) or len(job.tags) > MAX_TAGS:
+            raise InvalidInput(f"tags must be a list of at most {MAX_TAGS} names", field="tags")
+        for tag in job.tags:
+            _name(tag, "tags")
+        if job.tenant is not None:
+            _name(job.tenant, "tenant")
+        return replace(job, run_at=run_at, timeout=float(timeout), id=job.id or new_job_id())
+
+    async def submit(self, job: NewJob) -> Enqueued:
+        return (await self.submit_many([job]))[0]
+
+    async def submit_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """All or nothing: every job is validated before any is written."""
+        if not jobs:
+            raise InvalidInput("no jobs given", field="jobs")
+        if len(jobs) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} jobs per batch", field="jobs")
+        checked = []
+        for i, job in enumerate(jobs):
+            try:
+                checked.append(self.validate(job))
+            except InvalidInput as exc:
+                if len(jobs) == 1:
+                    raise
+                raise InvalidInput(
+                    f"jobs[{i}]: {exc.message}", field=f"jobs[{i}].{exc.field}"
+                ) from exc
+        return await self.store.enqueue_many(checked)
+
+    # -- reading -----------------------------------------------------------------------
+    async def get(self, job_id: uuid.UUID) -> Job:
+        return await self.store.get_job(job_id)
+
+    async def list_jobs(
+        self, flt: JobFilter, *, limit: int = 50, cursor: uuid.UUID | None = None
+    ) -> JobPage:
+        _int(limit, "limit", 1, MAX_PAGE)
+        return await self.store.list_jobs(flt, limit=limit, cursor=cursor)
+
+    async def events(self, job_id: uuid.UUID) -> list[JobEvent]:
+        return await self.store.job_events(job_id)
+
+    # -- operator actions --------------------------------------------------------------
+    async def cancel(self, job_id: uuid.UUID) -> Job:
+        return await self.store.cancel(job_id)
+
+    async def retry(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
+        """Requeue a dead job, optionally with an edited payload."""
+        if payload is not None:
+            check_json_object(payload, "payload", self.settings.max_payload_bytes)
+        return await self.store.requeue_dead(job_id, payload)
+
+    async def discard(self, job_ids: Sequence[uuid.UUID]) -> int:
+        return await self.store.discard_dead(job_ids)
+
+    # -- queues ------------------------------------------------------------------------
+    async def queues(self) -> list[QueueView]:
+        counts = await self.store.count_by_queue_status()
+        settings = {q.name: q for q in await self.store.list_queue_settings()}
+        names = sorted(set(counts) | set(settings) | {DEFAULT_QUEUE})
+        return [
+            QueueView(settings.get(n) or QueueSettings(name=n), counts.get(n, {})) for n in names
+        ]
+
+    async def update_queue(self, name: str, changes: Mapping[str, Any]) -> QueueSettings:
+        """Apply a partial update (paused, max_depth, concurrency); unknown keys are refused."""
+        _name(name, "queue")
+        allowed = {f.name for f in fields(QueueSettings)} - {"name"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidInput(
+                f"unknown queue setting(s): {', '.join(sorted(unknown))}; "
+                f"allowed: {', '.join(sorted(allowed))}",
+                field=sorted(unknown)[0],
+            )
+        current = await self.store.get_queue_settings(name)
+        if "paused" in changes:
+            if not isinstance(changes["paused"], bool):
+                raise InvalidInput("paused must be true or false", field="paused")
+            current.paused = changes["paused"]
+        for key in ("max_depth", "concurrency"):
+            if key in changes:
+                value = changes[key]
+                setattr(current, key, None if value is None else _int(value, key, 1, 10**9))
+        return await self.store.set_queue_settings(current)
+
+    # -- schedules ---------------------------------------------------------------------
+    def _check_schedule(self, s: Schedule) -> Schedule:
+        _name(s.name, "name")
+        validate_cron(s.cron, s.timezone)
+        template = self.validate(
+            NewJob(
+                type=s.type,
+                payload=s.payload,
+                queue=s.queue,
+                priority=s.priority,
+                max_retries=s.max_retries,
+                timeout=s.timeout,
+            )
+        )
+        if not isinstance(s.enabled, bool):
+            raise InvalidInput("enabled must be true or false", field="enabled")
+        now = self.clock()
+        return replace(
+            s,
+            timeout=template.timeout,
+            next_run_at=next_fire(s.cron, s.timezone, now),
+        )
+
+    async def put_schedule(self, schedule: Schedule) -> Schedule:
+        """Create or replace a schedule; its next fire time is recomputed from now."""
+        return await self.store.upsert_schedule(self._check_schedule(schedule))
+
+    async def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
+        current = await self.store.get_schedule(name)
+        allowed = {f.name for f in fields(Schedule)} - {
+            "name",
+            "next_run_at",
+            "last_run_at",
+            "created_at",
+            "updated_at",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise InvalidInput(
+                f"unknown schedule field(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+            )
+        return await self.put_schedule(replace(current, **dict(changes)))
+
+    async def get_schedule(self, name: str) -> Schedule:
+        return await self.store.get_schedule(name)
+
+    async def list_schedules(self) -> list[Schedule]:
+        return await self.store.list_schedules()
+
+    async def delete_schedule(self, name: str) -> None:
+        await self.store.delete_schedule(name)
+
+    async def trigger_schedule(self, name: str) -> Job:
+        """Run a schedule's job now, outside its cron cadence."""
+        s = await self.store.get_schedule(name)
+        return (await self.submit(schedule_job(s, None))).job
+
+    def upcoming(self, schedule: Schedule, count: int = 5) -> list[datetime]:
+        return next_fires(schedule.cron, schedule.timezone, self.clock(), count)
+
+    # -- workers -----------------------------------------------------------------------
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.store.list_workers()
+
+
+def schedule_job(s: Schedule, fire_at: datetime | None) -> NewJob:
+    """The job a schedule fires. A fire time makes the unique key, so one tick is one job."""
+    return NewJob(
+        id=new_job_id(),
+        type=s.type,
+        payload=dict(s.payload),
+        queue=s.queue,
+        priority=s.priority,
+        max_retries=s.max_retries if s.max_retries is not None else DEFAULT_MAX_RETRIES,
+        timeout=s.timeout,
+        unique_key=None if fire_at is None else f"schedule:{s.name}:{fire_at.isoformat()}",
+        tags=["schedule:" + s.name],
+    )
+
+
+def retention_cutoffs(settings: Settings, now: datetime) -> dict[JobStatus, datetime]:
+    return {
+        JobStatus.COMPLETED: now - timedelta(seconds=settings.retention_completed),
+        JobStatus.CANCELLED: now - timedelta(seconds=settings.retention_cancelled),
+        JobStatus.DEAD: now - timedelta(seconds=settings.retention_dead),
+    }

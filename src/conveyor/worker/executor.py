@@ -1,0 +1,351 @@
+"""The Worker: claims jobs as slots free up, runs handlers, reports outcomes in batches.
+
+Flow: a fetch loop claims up to `free slots` jobs per round trip (backpressure: never more
+than it can run), each job runs in its own task (async handlers on the loop, sync handlers
+in a thread pool), outcomes go through the OutcomeBatcher, and a heartbeat loop extends all
+held leases in one statement. A lease the store no longer recognises (cancelled or reaped
+job) cancels the local task.
+
+Shutdown (SIGTERM/SIGINT via `stop()`): stop claiming, let in-flight jobs finish within the
+grace period, then cancel what is left and hand those jobs back without charging an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import orjson
+import structlog
+
+from conveyor.config import Settings
+from conveyor.models import Job, NonRetryable, Retry, RetryPolicy
+from conveyor.scheduler.maintenance import run_maintenance
+from conveyor.store.base import Completion, Failure, Lease, Release, Store, WorkerInfo
+from conveyor.worker.context import JobContext
+from conveyor.worker.outcomes import Outcome, OutcomeBatcher
+from conveyor.worker.registry import JobDefinition, Registry
+
+log = structlog.get_logger("conveyor.worker")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    task: asyncio.Task[None]
+    ctx: JobContext | None = None
+    cancel_reason: str | None = None  # "shutdown" -> release; "lost" -> report nothing
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        settings: Settings | None = None,
+        retry_policy: RetryPolicy | None = None,
+        worker_id: str | None = None,
+        maintenance: bool = True,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = s = settings or Settings()
+        self.queues = list(queues or registry.queues() or ["default"])
+        self.concurrency = concurrency or s.concurrency
+        self.retry_policy = retry_policy or RetryPolicy(base=s.retry_base, cap=s.retry_cap)
+        self.id = worker_id or new_worker_id()
+        self.maintenance = maintenance
+        self.started_at = datetime.now(UTC)
+
+        self._running: dict[uuid.UUID, _Running] = {}
+        # Leases held until the job's outcome is flushed: they must keep being heart-beaten.
+        self._held: dict[uuid.UUID, int] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._grace = s.shutdown_grace
+        self._threads = ThreadPoolExecutor(
+            max_workers=min(self.concurrency, 64), thread_name_prefix="conveyor-job"
+        )
+        self._outcomes = OutcomeBatcher(store, on_flushed=self._on_flushed)
+        self._batch_size = max(1, min(self.concurrency, 500))
+        self.processed = 0
+
+    # -- control -----------------------------------------------------------------------
+    def stop(self, *, immediate: bool = False) -> None:
+        """Begin a graceful shutdown; `immediate` (a second signal) skips the grace period."""
+        if immediate:
+            self._grace = 0.0
+            for r in self._running.values():
+                r.cancel_reason = "shutdown"
+                r.task.cancel()
+        self._stopping.set()
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def run(self) -> None:
+        await self.store.register_worker(self._info())
+        log.info(
+            "worker started", worker_id=self.id, queues=self.queues, concurrency=self.concurrency
+        )
+        batcher = asyncio.create_task(self._outcomes.run(), name="conveyor-outcomes")
+        background = [asyncio.create_task(self._heartbeat_loop(), name="conveyor-heartbeat")]
+        if self.maintenance:
+            background.append(asyncio.create_task(self._maintenance_loop(), name="conveyor-maint"))
+        try:
+            await self._fetch_loop()
+            await self._drain()
+        finally:
+            await self._outcomes.close()
+            await batcher
+            for t in background:
+                t.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.store.deregister_worker(self.id)
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._stopped.set()
+            log.info("worker stopped", worker_id=self.id, processed=self.processed)
+
+    # -- fetching ----------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        s = self.settings
+        stop_wait = asyncio.create_task(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                free = self.concurrency - len(self._running)
+                if free <= 0:
+                    await self._wait_any(self._slot_freed.wait(), stop_wait)
+                    self._slot_freed.clear()
+                    continue
+                if free < self._batch_size // 4 and self._running:
+                    # Nearly saturated: give sibling jobs a moment to finish so one round trip
+                    # claims many jobs instead of one.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), 0.002)
+                    self._slot_freed.clear()
+                    free = self.concurrency - len(self._running)
+                want = min(free, self._batch_size)
+                try:
+                    jobs = await self.store.claim(self.id, self.queues, want, s.lease_seconds)
+                except Exception:
+                    log.exception("claim failed; backing off", worker_id=self.id)
+                    await self._wait_any(asyncio.sleep(s.poll_interval), stop_wait)
+                    continue
+                for job in jobs:
+                    self._start(job)
+                if self._stopping.is_set():
+                    break
+                if len(jobs) < want:
+                    await self._wait_any(
+                        self.store.wait_for_jobs(self.queues, s.poll_interval), stop_wait
+                    )
+        finally:
+            stop_wait.cancel()
+
+    @staticmethod
+    async def _wait_any(aw: Any, stop_wait: asyncio.Task[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _start(self, job: Job) -> None:
+        self._held[job.id] = job.lease_token
+        task = asyncio.create_task(self._execute(job))
+        self._running[job.id] = _Running(job, task)
+        task.add_done_callback(partial(self._finished, job.id))
+
+    def _finished(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
+        self.processed += 1
+        self._slot_freed.set()
+
+    # -- running one job -----------------------------------------------------------------
+    async def _execute(self, job: Job) -> None:
+        definition = self.registry.get(job.type)
+        if definition is None:
+            self._outcomes.add(
+                Failure(
+                    job.id,
+                    job.lease_token,
+                    f"unknown job type {job.type!r}: no handler is registered for it in worker "
+                    f"{self.id} (registered: {', '.join(sorted(self.registry.names())) or 'none'})",
+                    None,
+                )
+            )
+            return
+        ctx = JobContext.bind(
+            job_id=job.id,
+            type=job.type,
+            queue=job.queue,
+            attempt=job.attempt,
+            max_retries=job.max_retries,
+            worker_id=self.id,
+        )
+        running = self._running.get(job.id)
+        if running is not None:
+            running.ctx = ctx
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(job.timeout) as deadline:
+                result = await self._call(definition, job, ctx)
+            orjson.dumps(result)  # a result the store cannot keep is the handler's failure
+        except asyncio.CancelledError:
+            self._on_cancelled(job, ctx)
+            return
+        except NonRetryable as exc:
+            self._fail(job, ctx, exc, retryable=False)
+        except TimeoutError as exc:
+            if deadline.expired():
+                ctx.cancelled.set()
+                self._fail(job, ctx, exc, summary=f"timed out after {job.timeout:g}s")
+            else:
+                self._fail(job, ctx, exc)
+        except Exception as exc:
+            self._fail(job, ctx, exc)
+        else:
+            self._outcomes.add(Completion(job.id, job.lease_token, result))
+            ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
+
+    async def _call(self, d: JobDefinition, job: Job, ctx: JobContext) -> Any:
+        args = (job.payload, ctx) if d.wants_context else (job.payload,)
+        if d.is_async:
+            return await d.handler(*args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, partial(d.handler, *args))
+
+    def _on_cancelled(self, job: Job, ctx: JobContext) -> None:
+        ctx.cancelled.set()
+        running = self._running.get(job.id)
+        reason = running.cancel_reason if running else None
+        if reason == "shutdown":
+            self._outcomes.add(Release(job.id, job.lease_token, reason="worker shutdown"))
+            ctx.log.info("job handed back on shutdown")
+        else:  # lease lost or job cancelled: the store already moved on
+            self._held.pop(job.id, None)
+            ctx.log.info("job stopped: lease lost or job cancelled")
+
+    def _fail(
+        self,
+        job: Job,
+        ctx: JobContext,
+        exc: BaseException,
+        *,
+        retryable: bool = True,
+        summary: str | None = None,
+    ) -> None:
+        summary = summary or f"{type(exc).__name__}: {exc}"
+        decision = self.retry_policy.decide(
+            attempt=job.attempt,
+            max_retries=job.max_retries,
+            now=datetime.now(UTC),
+            retryable=retryable,
+            error=summary,
+        )
+        tb = "".join(traceback.format_exception(exc))
+        if isinstance(decision, Retry):
+            retry_at: datetime | None = decision.at
+            text = summary
+        else:
+            retry_at, text = None, f"{summary} ({decision.reason})"
+        self._outcomes.add(Failure(job.id, job.lease_token, f"{text}\n\n{tb}", retry_at))
+        ctx.log.warning(
+            "job failed",
+            error=summary,
+            retry_at=retry_at.isoformat() if retry_at else None,
+            dead=retry_at is None,
+        )
+
+    def _on_flushed(self, batch: list[Outcome], applied: set[uuid.UUID]) -> None:
+        for outcome in batch:
+            self._held.pop(outcome.job_id, None)
+            if outcome.job_id not in applied:
+                log.info(
+                    "outcome not applied: lease lost (job reaped or cancelled)",
+                    job_id=str(outcome.job_id),
+                    worker_id=self.id,
+                )
+
+    # -- leases ------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.heartbeat_interval)
+            leases = [Lease(i, t) for i, t in self._held.items()]
+            try:
+                still = set(await self.store.heartbeat(self.id, leases, s.lease_seconds))
+                await self.store.touch_worker(self.id, len(self._running))
+            except Exception:
+                log.exception("heartbeat failed", worker_id=self.id)
+                continue
+            for lease in leases:
+                if lease.job_id in still:
+                    continue
+                running = self._running.get(lease.job_id)
+                if running is not None and running.cancel_reason is None:
+                    running.cancel_reason = "lost"
+                    if running.ctx is not None:
+                        running.ctx.cancelled.set()
+                    running.task.cancel()
+
+    async def _maintenance_loop(self) -> None:
+        """Promote due jobs and reap expired leases, so a lone worker needs no scheduler."""
+        while True:
+            await asyncio.sleep(self.settings.maintenance_interval)
+            try:
+                await run_maintenance(self.store)
+            except Exception:
+                log.exception("maintenance failed", worker_id=self.id)
+
+    # -- shutdown ----------------------------------------------------------------------
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        log.info("waiting for in-flight jobs", count=len(self._running), grace_seconds=self._grace)
+        if self._grace > 0:
+            await asyncio.wait([r.task for r in self._running.values()], timeout=self._grace)
+        left = [r for r in self._running.values() if not r.task.done()]
+        for r in left:
+            r.cancel_reason = "shutdown"
+            r.task.cancel()
+        if left:
+            await asyncio.wait([r.task for r in left])
+
+    def _info(self) -> WorkerInfo:
+        now = datetime.now(UTC)
+        return WorkerInfo(
+            id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            concurrency=self.concurrency,
+            started_at=self.started_at,
+            last_seen_at=now,
+            meta={"types": sorted(self.registry.names())},
+        )
