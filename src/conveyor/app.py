@@ -34,7 +34,12 @@ class App:
         *,
         settings: Settings | None = None,
         retry_policy: RetryPolicy | None = None,
+        check_types: bool | None = None,
     ) -> None:
+        """`check_types`: refuse to enqueue types this app has no handler for. The default
+        (None) checks once any handler is registered; a producer-only app, whose handlers
+        live in other services, registers none and can submit any type."""
+        self.check_types = check_types
         self.settings = settings or Settings()
         if store_url is not None:
             self.settings = self.settings.model_copy(update={"store_url": store_url})
@@ -72,7 +77,11 @@ class App:
     @property
     def service(self) -> JobService:
         if self._service is None:
-            self._service = JobService(self.store, self.settings, known_types=self.registry.names)
+            check = self.check_types
+            if check is None:
+                check = len(self.registry) > 0
+            known = self.registry.names if check else None
+            self._service = JobService(self.store, self.settings, known_types=known)
         return self._service
 
     async def open(self, *, migrate: bool = False) -> App:

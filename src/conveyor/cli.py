@@ -18,7 +18,7 @@ from conveyor.app import App
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.logs import configure_logging
-from conveyor.scheduler import Scheduler
+from conveyor.scheduler.scheduler import Scheduler
 from conveyor.store import Schedule, open_store
 
 T = TypeVar("T")

@@ -87,8 +87,8 @@ def check_json_object(value: object, field: str, max_bytes: int) -> JSON:
         raise InvalidInput(
             f"{field} is {len(encoded)} bytes, over the {max_bytes} limit", field=field
         )
-    if b"NaN" in encoded or b"Infinity" in encoded:
-        _reject_non_finite(value, field)
+    # orjson writes NaN/Infinity as null: refuse them rather than silently change the payload.
+    _reject_non_finite(value, field)
     return value
 
 

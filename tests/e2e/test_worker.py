@@ -1,0 +1,287 @@
+"""The worker against both real stores: retries, DLQ, timeouts, delays, cancellation, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from conveyor import App, JobContext, JobStatus, NonRetryable, RetryPolicy
+from conveyor.worker import Worker
+from tests.helpers import transitions, wait_until
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def until_status(app: App, job_id: Any, *statuses: JobStatus, timeout: float = 10) -> Any:
+    async def check() -> Any:
+        job = await app.store.get_job(job_id)
+        return job if job.status in statuses else None
+
+    return await wait_until(check, timeout=timeout, message=f"job to become {statuses}")
+
+
+async def test_fails_twice_then_succeeds_with_backoff(app: App) -> None:
+    app.retry_policy = RetryPolicy(base=0.2, factor=2, jitter=False)
+    starts: list[float] = []
+
+    @app.job("flaky", max_retries=3)
+    async def flaky(payload: dict[str, Any], ctx: JobContext) -> str:
+        starts.append(time.monotonic())
+        if ctx.attempt < 3:
+            raise RuntimeError(f"fail {ctx.attempt}")
+        return "done"
+
+    job = await app.enqueue("flaky", {})
+    async with running(app.worker()):
+        done = await until_status(app, job.id, JobStatus.COMPLETED)
+    assert done.attempt == 3
+    assert done.result == "done"
+    assert "fail 2" in (done.last_error or "")
+    # backoff: 0.2 s after the first failure, 0.4 s after the second
+    assert starts[1] - starts[0] >= 0.2
+    assert starts[2] - starts[1] >= 0.4
+    events = await app.store.job_events(job.id)
+    assert transitions(events).count((JobStatus.RUNNING, JobStatus.RETRYING)) == 2
+    assert transitions(events)[-1] == (JobStatus.RUNNING, JobStatus.COMPLETED)
+
+
+async def test_retry_run_at_carries_the_backoff(app: App) -> None:
+    app.retry_policy = RetryPolicy(base=30, jitter=False)
+
+    @app.job("fails")
+    def fails(payload: dict[str, Any]) -> None:
+        raise ValueError("nope")
+
+    job = await app.enqueue("fails", {})
+    before = datetime.now(UTC)
+    async with running(app.worker()):
+        retrying = await until_status(app, job.id, JobStatus.RETRYING)
+    assert retrying.run_at >= before + timedelta(seconds=29)
+    assert retrying.run_at <= datetime.now(UTC) + timedelta(seconds=31)
+    assert "ValueError: nope" in retrying.last_error
+    assert "Traceback" in retrying.last_error
+
+
+async def test_always_failing_ends_dead_after_max_retries(app: App) -> None:
+    app.retry_policy = RetryPolicy(base=0.01, jitter=False)
+    calls = 0
+
+    @app.job("always.fails", max_retries=2)
+    def always(payload: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("broken dependency")
+
+    job = await app.enqueue("always.fails", {})
+    async with running(app.worker()):
+        dead = await until_status(app, job.id, JobStatus.DEAD)
+    assert calls == 3
+    assert dead.attempt == 3
+    assert "retries exhausted" in dead.last_error
+    assert "broken dependency" in dead.last_error
+    assert dead.finished_at is not None
+
+
+async def test_non_retryable_error_goes_straight_to_dead(app: App) -> None:
+    @app.job("fatal", max_retries=10)
+    async def fatal(payload: dict[str, Any]) -> None:
+        raise NonRetryable("bad payload")
+
+    job = await app.enqueue("fatal", {})
+    async with running(app.worker()):
+        dead = await until_status(app, job.id, JobStatus.DEAD)
+    assert dead.attempt == 1
+    assert "non-retryable" in dead.last_error
+
+
+async def test_unknown_type_is_dead_lettered_with_a_clear_error(app: App) -> None:
+    @app.job("known")
+    async def known(payload: dict[str, Any]) -> None:
+        return None
+
+    # submitted by another service that knows a type this worker does not
+    (res,) = await app.store.enqueue_many([app.new_job("nobody.handles.this")])
+    async with running(app.worker(queues=["default"])):
+        dead = await until_status(app, res.job.id, JobStatus.DEAD)
+    assert "unknown job type 'nobody.handles.this'" in dead.last_error
+    assert "known" in dead.last_error  # says what this worker does handle
+
+
+async def test_timeout_fails_the_attempt(app: App) -> None:
+    @app.job("hangs", max_retries=0, timeout=0.2)
+    async def hangs(payload: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+    job = await app.enqueue("hangs", {})
+    async with running(app.worker()):
+        dead = await until_status(app, job.id, JobStatus.DEAD)
+    assert "timed out after 0.2s" in dead.last_error
+
+
+async def test_sync_handlers_run_in_threads(app: App) -> None:
+    threads: set[str] = set()
+
+    @app.job("sync")
+    def sync(payload: dict[str, Any], ctx: JobContext) -> int:
+        threads.add(threading.current_thread().name)
+        return int(payload["n"]) * 2
+
+    jobs = await app.enqueue_many([app.new_job("sync", {"n": i}) for i in range(20)])
+    async with running(app.worker(concurrency=4)):
+        for j in jobs:
+            await until_status(app, j.id, JobStatus.COMPLETED)
+    results = [(await app.store.get_job(j.id)).result for j in jobs]
+    assert results == [i * 2 for i in range(20)]
+    assert threads and all(t.startswith("conveyor-job") for t in threads)
+
+
+async def test_delayed_job_does_not_start_before_execute_at(app: App) -> None:
+    started: list[datetime] = []
+
+    @app.job("later")
+    async def later(payload: dict[str, Any]) -> None:
+        started.append(datetime.now(UTC))
+
+    run_at = datetime.now(UTC) + timedelta(seconds=1)
+    job = await app.enqueue("later", {}, run_at=run_at)
+    assert job.status == JobStatus.SCHEDULED
+    async with running(app.worker()):
+        await until_status(app, job.id, JobStatus.COMPLETED)
+    assert started[0] >= run_at
+
+
+async def test_priority_orders_the_backlog(app: App) -> None:
+    order: list[int] = []
+
+    @app.job("p")
+    async def p(payload: dict[str, Any]) -> None:
+        order.append(payload["p"])
+
+    await app.enqueue_many([app.new_job("p", {"p": p}, priority=p) for p in (0, 5, -1, 9, 5)])
+    async with running(app.worker(concurrency=1)):
+        await wait_until(lambda: len(order) == 5)
+    assert order == [9, 5, 5, 0, -1]
+
+
+async def test_cancelling_a_running_job_stops_its_handler(app: App) -> None:
+    seen_cancel = asyncio.Event()
+    started = asyncio.Event()
+
+    @app.job("long")
+    async def long(payload: dict[str, Any], ctx: JobContext) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen_cancel.set()
+            raise
+
+    job = await app.enqueue("long", {})
+    async with running(app.worker()) as w:
+        await asyncio.wait_for(started.wait(), 5)
+        await app.service.cancel(job.id)
+        await asyncio.wait_for(seen_cancel.wait(), 5)
+        await wait_until(lambda: w.running_count == 0)
+    final = await app.store.get_job(job.id)
+    assert final.status == JobStatus.CANCELLED
+
+
+async def test_graceful_stop_lets_in_flight_jobs_finish(app: App) -> None:
+    started = asyncio.Event()
+
+    @app.job("work")
+    async def work(payload: dict[str, Any]) -> str:
+        started.set()
+        await asyncio.sleep(0.3)
+        return "finished"
+
+    job = await app.enqueue("work", {})
+    w = app.worker()
+    task = asyncio.create_task(w.run())
+    await asyncio.wait_for(started.wait(), 5)
+    w.stop()
+    await asyncio.wait_for(task, 10)
+    done = await app.store.get_job(job.id)
+    assert done.status == JobStatus.COMPLETED
+    assert done.result == "finished"
+
+
+async def test_jobs_over_the_grace_period_are_handed_back_uncharged(
+    app: App, store_url: str
+) -> None:
+    app.settings = app.settings.model_copy(update={"shutdown_grace": 0.2})
+    started = asyncio.Event()
+
+    @app.job("stuck")
+    async def stuck(payload: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    job = await app.enqueue("stuck", {})
+    w = app.worker()
+    task = asyncio.create_task(w.run())
+    await asyncio.wait_for(started.wait(), 5)
+    w.stop()
+    await asyncio.wait_for(task, 10)
+    back = await app.store.get_job(job.id)
+    assert back.status == JobStatus.QUEUED
+    assert back.attempt == 0  # the interrupted attempt is not charged
+    assert back.worker_id is None
+
+
+async def test_worker_claims_no_more_than_its_concurrency(app: App) -> None:
+    gate = asyncio.Event()
+    peak = 0
+    active = 0
+
+    @app.job("gated")
+    async def gated(payload: dict[str, Any]) -> None:
+        nonlocal peak, active
+        active += 1
+        peak = max(peak, active)
+        await gate.wait()
+        active -= 1
+
+    await app.enqueue_many([app.new_job("gated") for _ in range(30)])
+    async with running(app.worker(concurrency=7)) as w:
+        await wait_until(lambda: w.running_count == 7)
+        counts = (await app.store.count_by_queue_status())["default"]
+        assert counts.get(JobStatus.RUNNING) == 7  # prefetch is bounded by free slots
+        assert counts.get(JobStatus.QUEUED) == 23
+        gate.set()
+        await wait_until(lambda: w.processed == 30)
+    assert peak == 7
+
+
+@pytest.mark.parametrize("n", [500])
+async def test_many_jobs_all_complete_exactly_once(app: App, n: int) -> None:
+    seen: list[int] = []
+
+    @app.job("count")
+    async def count(payload: dict[str, Any]) -> None:
+        seen.append(payload["i"])
+
+    await app.enqueue_many([app.new_job("count", {"i": i}) for i in range(n)])
+    async with running(app.worker(concurrency=50)):
+        await wait_until(lambda: _completed(app, n), timeout=30, message=f"{n} completed jobs")
+    assert sorted(seen) == list(range(n))
+
+
+async def _completed(app: App, n: int) -> bool:
+    counts = (await app.store.count_by_queue_status()).get("default", {})
+    return counts.get(JobStatus.COMPLETED, 0) == n

@@ -1,0 +1,122 @@
+"""Small helpers shared by the tests. Tests synchronise by polling a condition with a deadline
+(`wait_until`), never by sleeping a fixed time and hoping."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from conveyor.models import Job, JobStatus, NewJob
+from conveyor.store import Completion, Failure, Store
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    predicate: Callable[[], Any | Awaitable[Any]],
+    timeout: float = 5.0,
+    interval: float = 0.02,
+    message: str = "condition",
+) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy; return that value.
+    Raises AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def seconds_from_now(seconds: float) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+async def sleep_until(when: datetime) -> None:
+    """Let the clock pass `when` (for run_at / lease times; not a synchronisation point)."""
+    delay = (when - utcnow()).total_seconds()
+    if delay > 0:
+        await asyncio.sleep(delay + 0.02)
+
+
+def assert_dt_close(actual: datetime | None, expected: datetime, tol: float = 0.002) -> None:
+    assert actual is not None, f"expected a datetime near {expected}, got None"
+    assert actual.tzinfo is not None, f"{actual!r} is naive; stores return aware UTC datetimes"
+    diff = abs((actual - expected).total_seconds())
+    assert diff <= tol, f"{actual} differs from {expected} by {diff}s (> {tol}s)"
+
+
+def make_job(type: str = "test.job", **kw: Any) -> NewJob:
+    return NewJob(type=type, **kw)
+
+
+async def enqueue(store: Store, *jobs: NewJob) -> list[Job]:
+    """Enqueue and return the jobs (asserting each one was newly created)."""
+    results = await store.enqueue_many(list(jobs))
+    assert all(r.created for r in results)
+    return [r.job for r in results]
+
+
+async def enqueue_one(store: Store, **kw: Any) -> Job:
+    (job,) = await enqueue(store, make_job(**kw))
+    return job
+
+
+async def claim_exactly(
+    store: Store,
+    n: int,
+    queues: Sequence[str] = ("default",),
+    worker_id: str = "w1",
+    lease_seconds: float = 30.0,
+) -> list[Job]:
+    jobs = await store.claim(worker_id, list(queues), n, lease_seconds)
+    assert len(jobs) == n, f"expected to claim {n} jobs, claimed {len(jobs)}"
+    return jobs
+
+
+async def running_job(
+    store: Store, worker_id: str = "w1", lease_seconds: float = 30.0, **kw: Any
+) -> Job:
+    """Enqueue one job (kwargs go to NewJob) and claim it."""
+    job = await enqueue_one(store, **kw)
+    (claimed,) = await claim_exactly(
+        store, 1, [job.queue], worker_id=worker_id, lease_seconds=lease_seconds
+    )
+    assert claimed.id == job.id
+    return claimed
+
+
+async def completed_job(store: Store, result: Any = None, **kw: Any) -> Job:
+    job = await running_job(store, **kw)
+    assert await store.complete_many([Completion(job.id, job.lease_token, result)]) == [job.id]
+    return await store.get_job(job.id)
+
+
+async def dead_job(store: Store, error: str = "boom", **kw: Any) -> Job:
+    job = await running_job(store, **kw)
+    assert await store.fail_many([Failure(job.id, job.lease_token, error, None)]) == [job.id]
+    dead = await store.get_job(job.id)
+    assert dead.status == JobStatus.DEAD
+    return dead
+
+
+async def counts(store: Store, queue: str = "default") -> dict[JobStatus, int]:
+    """{status: n} for one queue, zero counts dropped."""
+    by_queue = await store.count_by_queue_status()
+    return {JobStatus(s): n for s, n in by_queue.get(queue, {}).items() if n}
+
+
+def transitions(events: Sequence[Any]) -> list[tuple[JobStatus | None, JobStatus]]:
+    return [(e.from_status, e.to_status) for e in events]
