@@ -90,8 +90,8 @@ PING_SQL = "SELECT 1"
 ENQUEUE_SQL = f"""
 WITH input AS (
     SELECT *
-      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int4[],
-                  $6::timestamptz[], $7::int4[], $8::float8[], $9::text[], $10::jsonb[],
+      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[],
+                  $6::timestamptz[], $7::int4[], $8::float8[], $9::text[], $10::text[],
                   $11::text[]) WITH ORDINALITY
            AS t(id, queue, type, payload, priority, run_at, max_retries, timeout,
                 unique_key, tags, tenant, ord)
@@ -112,11 +112,11 @@ WITH input AS (
 ), ins AS (
     INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
                       unique_key, tags, tenant, created_at, updated_at)
-    SELECT id, queue, type, coalesce(payload, '{{}}'::jsonb), priority,
+    SELECT id, queue, type, coalesce(payload::jsonb, '{{}}'::jsonb), priority,
            CASE WHEN run_at IS NULL OR run_at <= now() THEN 'queued' ELSE 'scheduled' END,
            CASE WHEN run_at IS NULL OR run_at <= now() THEN now() ELSE run_at END,
            max_retries, timeout, unique_key,
-           ARRAY(SELECT jsonb_array_elements_text(tags)),
+           ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)),
            tenant, now(), now()
       FROM input
      WHERE NOT EXISTS (SELECT 1 FROM full_queues)
@@ -249,10 +249,10 @@ LIMITED_QUEUES_SQL = "SELECT name FROM queues WHERE concurrency IS NOT NULL"
 # worker_id for the event row (RETURNING only sees the new, cleared value).
 COMPLETE_SQL = """
 WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::int8[], $3::jsonb[]) AS t(id, lease_token, result)
+    SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS t(id, lease_token, result)
 ), done AS (
     UPDATE jobs j
-       SET status = 'completed', result = i.result, finished_at = now(), updated_at = now(),
+       SET status = 'completed', result = i.result::jsonb, finished_at = now(), updated_at = now(),
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = 'running'
@@ -552,6 +552,12 @@ def channel_for(schema: str) -> str:
     return name
 
 
+def _dumps(value: Any) -> str:
+    """JSON text for array parameters: asyncpg would read a list inside a jsonb[] argument as
+    another array dimension, so JSON values in arrays travel as text and are cast in SQL."""
+    return orjson.dumps(value).decode()
+
+
 def _encode_jsonb(value: Any) -> bytes:
     return b"\x01" + orjson.dumps(value)
 
@@ -789,13 +795,13 @@ class PostgresStore:
                 ids,
                 [j.queue for j in jobs],
                 [j.type for j in jobs],
-                [j.payload for j in jobs],
+                [_dumps(j.payload) for j in jobs],
                 [j.priority for j in jobs],
                 [j.run_at for j in jobs],
                 [j.max_retries for j in jobs],
                 [float(j.timeout) for j in jobs],
                 [j.unique_key for j in jobs],
-                [j.tags or None for j in jobs],
+                [_dumps(j.tags) if j.tags else None for j in jobs],
                 [j.tenant for j in jobs],
                 self.channel,
             )
@@ -947,7 +953,7 @@ class PostgresStore:
             COMPLETE_SQL,
             [c.job_id for c in completions],
             [c.lease_token for c in completions],
-            [c.result for c in completions],
+            [None if c.result is None else _dumps(c.result) for c in completions],
         )
         return [r["id"] for r in rows]
 
