@@ -52,13 +52,13 @@ def _worker(store: Any, queue: str, concurrency: int, latencies: list[float]) ->
     )
 
 
-async def _wait_done(store: Any, queue: str, n: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        counts = (await store.count_by_queue_status()).get(queue, {})
-        if sum(v for k, v in counts.items() if k.value == "completed") >= n:
-            return
-        await asyncio.sleep(0.05)
-    raise click.ClickException("benchmark did not finish in time")
+async def _drain(worker: Worker, n: int, timeout: float = 600) -> None:
+    """Wait until `n` handlers ran, then stop the worker, which flushes the last outcomes."""
+    deadline = time.monotonic() + timeout
+    while worker.processed < n:
+        if time.monotonic() > deadline:
+            raise click.ClickException("benchmark did not finish in time")
+        await asyncio.sleep(0.005)
 
 
 async def run_bench(
@@ -96,28 +96,33 @@ async def _throughput(
     worker = _worker(store, queue, concurrency, latencies)
     t1 = time.perf_counter()
     run = asyncio.create_task(worker.run())
-    await _wait_done(store, queue, n, time.monotonic() + 600)
-    drain = time.perf_counter() - t1
+    await _drain(worker, n)
     worker.stop()
     await run
+    drain = time.perf_counter() - t1
     click.echo(f"drain (claim+run+complete): {n / drain:,.0f} jobs/s ({drain:.2f} s)")
 
 
 def _produce(url: str, queue: str, rate: float, duration: float) -> None:
+    """Submit single jobs on a fixed schedule. Each submit is its own task, as independent
+    clients would be, so a slow round trip delays no later submit."""
+
     async def go() -> None:
         store = open_store(url)
         await store.connect()
         interval = 1.0 / rate
         start = time.perf_counter()
+        inflight: set[asyncio.Task[Any]] = set()
         sent = 0
         while (now := time.perf_counter() - start) < duration:
-            due = int(now / interval) + 1
-            while sent < due:
-                await store.enqueue_many(
-                    [NewJob(type="bench.noop", queue=queue, payload={"t": time.time()})]
-                )
+            while sent <= now / interval:
+                job = NewJob(type="bench.noop", queue=queue, payload={"t": time.time()})
+                task = asyncio.create_task(store.enqueue_many([job]))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
                 sent += 1
             await asyncio.sleep(max(0.0, sent * interval - (time.perf_counter() - start)))
+        await asyncio.gather(*inflight)
         await store.close()
 
     asyncio.run(go())

@@ -1,18 +1,21 @@
-"""`conveyor` command line: dev, worker, scheduler, migrate, enqueue, queue, schedule, bench."""
+"""`conveyor` command line: dev, server, worker, scheduler, migrate, enqueue, queue, schedule,
+bench."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import orjson
+import uvicorn
 
 from conveyor.app import App
 from conveyor.config import Settings
@@ -152,12 +155,50 @@ def scheduler(store_url: str | None) -> None:
     _run(go())
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host command, which stops it with the rest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+host_option = click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind")
+port_option = click.option("--port", type=int, default=8080, show_default=True, help="HTTP port")
+
+
+@main.command()
+@store_option
+@host_option
+@port_option
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+def server(store_url: str | None, host: str, port: int, access_log: bool) -> None:
+    """Serve the HTTP API. Run `conveyor migrate` first: servers never migrate."""
+    from conveyor.api import create_app
+
+    settings = _settings(store_url)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+    )
+
+
 @main.command()
 @store_option
 @click.option("--app", "app_target", default="conveyor.demo:app", show_default=True)
 @click.option("--concurrency", "-c", type=int, default=None)
-def dev(store_url: str | None, app_target: str, concurrency: int | None) -> None:
-    """Everything in one process on a SQLite file: migrations, worker, scheduler."""
+@host_option
+@port_option
+def dev(
+    store_url: str | None, app_target: str, concurrency: int | None, host: str, port: int
+) -> None:
+    """Everything in one process on a SQLite file: migrations, API, worker, scheduler."""
+    from conveyor.api import create_app
+
     app = load_app(app_target)
     app.settings = _settings(store_url or app.settings.store_url)
     configure_logging(app.settings.log_level, "console")
@@ -167,20 +208,36 @@ def dev(store_url: str | None, app_target: str, concurrency: int | None) -> None
             applied = await app.store.migrate()
             w = app.worker(concurrency=concurrency)
             sched = Scheduler(app.store, app.settings)
+            api = _EmbeddedServer(
+                uvicorn.Config(
+                    create_app(service=app.service),
+                    host=host,
+                    port=port,
+                    access_log=False,
+                    log_config=None,
+                    lifespan="on",
+                )
+            )
 
             def stop() -> None:
                 w.stop()
                 sched.stop()
+                api.should_exit = True
 
-            _on_signals(stop, lambda: w.stop(immediate=True))
+            def stop_now() -> None:
+                w.stop(immediate=True)
+                api.force_exit = True
+
+            _on_signals(stop, stop_now)
             click.echo(
                 f"Conveyor dev: store {app.settings.store_url}"
                 f"{' (migrated: ' + ', '.join(applied) + ')' if applied else ''}\n"
                 f"  handlers: {', '.join(sorted(app.registry.names()))}\n"
+                f"  API docs: http://{host}:{port}/docs\n"
                 f"  submit a job: conveyor enqueue demo.echo --payload '{{\"hello\": 1}}'\n"
                 f"  Ctrl-C stops gracefully."
             )
-            await asyncio.gather(w.run(), sched.run())
+            await asyncio.gather(w.run(), sched.run(), api.serve())
 
     _run(go())
 

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     max_timeout: float = Field(default=7 * 86_400.0, gt=0)
 
+    # HTTP API
+    api_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    api_max_wait: float = Field(default=30.0, ge=0)  # cap on GET /v1/jobs/{id}?wait=
+    api_wait_interval: float = Field(default=0.1, gt=0)  # how often a long-poll re-reads the job
+
     # logging
     log_level: str = "INFO"
     log_format: str = "json"  # json | console

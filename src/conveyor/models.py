@@ -38,10 +38,12 @@ WAITING = frozenset({JobStatus.SCHEDULED, JobStatus.RETRYING})
 _S = JobStatus
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.SCHEDULED: frozenset({_S.QUEUED, _S.CANCELLED}),
-    # queued -> dead: a job whose type no worker knows can be dead-lettered without running.
-    _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED, _S.SCHEDULED}),
-    # running -> queued: lease reaped, or handed back on shutdown / by an open circuit breaker.
-    _S.RUNNING: frozenset({_S.COMPLETED, _S.RETRYING, _S.DEAD, _S.QUEUED, _S.CANCELLED}),
+    _S.QUEUED: frozenset({_S.RUNNING, _S.CANCELLED}),
+    # running -> queued: lease reaped, or handed back on shutdown. running -> scheduled: handed
+    # back with a delay (an open circuit breaker defers the job without charging an attempt).
+    _S.RUNNING: frozenset(
+        {_S.COMPLETED, _S.RETRYING, _S.DEAD, _S.QUEUED, _S.SCHEDULED, _S.CANCELLED}
+    ),
     _S.RETRYING: frozenset({_S.QUEUED, _S.CANCELLED}),
     _S.COMPLETED: frozenset(),
     # dead -> queued: requeue from the DLQ (optionally with an edited payload).

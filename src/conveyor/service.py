@@ -197,6 +197,14 @@ class JobService:
         self, flt: JobFilter, *, limit: int = 50, cursor: uuid.UUID | None = None
     ) -> JobPage:
         _int(limit, "limit", 1, MAX_PAGE)
+        for key in ("queue", "type", "tag", "tenant"):
+            value = getattr(flt, key)
+            if value is not None:
+                _name(value, key)
+        if flt.created_after is not None:
+            flt = replace(flt, created_after=_aware(flt.created_after, "created_after"))
+        if flt.created_before is not None:
+            flt = replace(flt, created_before=_aware(flt.created_before, "created_before"))
         return await self.store.list_jobs(flt, limit=limit, cursor=cursor)
 
     async def events(self, job_id: uuid.UUID) -> list[JobEvent]:
@@ -274,7 +282,7 @@ class JobService:
         return await self.store.upsert_schedule(self._check_schedule(schedule))
 
     async def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
-        current = await self.store.get_schedule(name)
+        current = await self.get_schedule(name)
         allowed = {f.name for f in fields(Schedule)} - {
             "name",
             "next_run_at",
@@ -290,17 +298,17 @@ class JobService:
         return await self.put_schedule(replace(current, **dict(changes)))
 
     async def get_schedule(self, name: str) -> Schedule:
-        return await self.store.get_schedule(name)
+        return await self.store.get_schedule(_name(name, "name"))
 
     async def list_schedules(self) -> list[Schedule]:
         return await self.store.list_schedules()
 
     async def delete_schedule(self, name: str) -> None:
-        await self.store.delete_schedule(name)
+        await self.store.delete_schedule(_name(name, "name"))
 
     async def trigger_schedule(self, name: str) -> Job:
         """Run a schedule's job now, outside its cron cadence."""
-        s = await self.store.get_schedule(name)
+        s = await self.get_schedule(name)
         return (await self.submit(schedule_job(s, None))).job
 
     def upcoming(self, schedule: Schedule, count: int = 5) -> list[datetime]:

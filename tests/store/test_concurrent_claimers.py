@@ -61,16 +61,16 @@ async def test_processes_claim_each_job_exactly_once(store: Store, store_url: st
     assert await counts(store, QUEUE) == {JobStatus.QUEUED: N_JOBS}
 
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(N_PROCESSES)
-    results = ctx.Queue()
+    barrier = ctx.Barrier(N_PROCESSES)
+    outbox = ctx.Queue()
     procs = [
-        ctx.Process(target=drain, args=(store_url, f"proc-{i}", start, results), daemon=True)
+        ctx.Process(target=drain, args=(store_url, f"proc-{i}", barrier, outbox), daemon=True)
         for i in range(N_PROCESSES)
     ]
     for p in procs:
         p.start()
     try:
-        reports = dict(await asyncio.to_thread(lambda: [results.get(timeout=90) for _ in procs]))
+        reports = dict(await asyncio.to_thread(lambda: [outbox.get(timeout=90) for _ in procs]))
     finally:
         for p in procs:
             p.join(timeout=10)

@@ -215,13 +215,17 @@ async def test_heartbeat_extends_the_lease(store: Store) -> None:
 
 async def test_heartbeat_touches_the_worker(store: Store) -> None:
     now = utcnow()
-    old = now - timedelta(hours=1)
-    info = WorkerInfo("w1", "host", 1, ["default"], 4, started_at=old, last_seen_at=old)
+    info = WorkerInfo("w1", "host", 1, ["default"], 4, started_at=now, last_seen_at=now)
     await store.register_worker(info)
+    (before,) = await store.list_workers()
     job = await running_job(store, worker_id="w1")
-    await store.heartbeat("w1", [Lease(job.id, job.lease_token)], 30)
-    (worker,) = await store.list_workers()
-    assert worker.last_seen_at > now - timedelta(seconds=5)
+
+    async def touched() -> bool:
+        await store.heartbeat("w1", [Lease(job.id, job.lease_token)], 30)
+        (worker,) = await store.list_workers()
+        return worker.last_seen_at > before.last_seen_at
+
+    await wait_until(touched, timeout=5, message="heartbeat to advance last_seen_at")
 
 
 async def test_heartbeat_returns_only_held_leases(store: Store) -> None:

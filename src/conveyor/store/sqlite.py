@@ -19,6 +19,8 @@ Design choices, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import random
 import sqlite3
 import time
@@ -191,15 +193,15 @@ RETURNING {JOB_COLUMNS}
 COMPLETE_EVENTS = """
 INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
 SELECT jobs.id, ?, 'running', 'completed', jobs.attempt, jobs.worker_id, NULL
-FROM json_each(?) AS c JOIN jobs ON jobs.id = c.value ->> 0
-WHERE jobs.lease_token = c.value ->> 1 AND jobs.status = 'running'
+FROM json_each(?) AS c CROSS JOIN jobs ON jobs.id = c.value ->> 0
+WHERE jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
 """
 COMPLETE = """
 UPDATE jobs
 SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
     worker_id = NULL, lease_expires_at = NULL
 FROM json_each(?) AS c
-WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND jobs.status = 'running'
+WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
 RETURNING id
 """
 
@@ -208,8 +210,8 @@ INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, 
 SELECT jobs.id, ?, 'running',
        CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
        jobs.attempt, jobs.worker_id, f.value ->> 2
-FROM json_each(?) AS f JOIN jobs ON jobs.id = f.value ->> 0
-WHERE jobs.lease_token = f.value ->> 1 AND jobs.status = 'running'
+FROM json_each(?) AS f CROSS JOIN jobs ON jobs.id = f.value ->> 0
+WHERE jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
 """
 FAIL = """
 UPDATE jobs
@@ -218,7 +220,7 @@ SET status = CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
     finished_at = CASE WHEN f.value ->> 3 IS NULL THEN ? ELSE NULL END,
     last_error = f.value ->> 2, updated_at = ?, worker_id = NULL, lease_expires_at = NULL
 FROM json_each(?) AS f
-WHERE jobs.id = f.value ->> 0 AND jobs.lease_token = f.value ->> 1 AND jobs.status = 'running'
+WHERE jobs.id = f.value ->> 0 AND jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
 RETURNING id
 """
 
@@ -227,33 +229,36 @@ INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, 
 SELECT jobs.id, ?, 'running',
        CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
        max(jobs.attempt - 1, 0), jobs.worker_id, r.value ->> 3
-FROM json_each(?) AS r JOIN jobs ON jobs.id = r.value ->> 0
-WHERE jobs.lease_token = r.value ->> 1 AND jobs.status = 'running'
+FROM json_each(?) AS r CROSS JOIN jobs ON jobs.id = r.value ->> 0
+WHERE jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
 """
 RELEASE = """
 UPDATE jobs
 SET status = CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
-    run_at = coalesce(r.value ->> 2, jobs.run_at),
+    run_at = coalesce(r.value ->> 2, ?),
     attempt = max(jobs.attempt - 1, 0), updated_at = ?, worker_id = NULL,
     lease_expires_at = NULL
 FROM json_each(?) AS r
-WHERE jobs.id = r.value ->> 0 AND jobs.lease_token = r.value ->> 1 AND jobs.status = 'running'
+WHERE jobs.id = r.value ->> 0 AND jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
 RETURNING id, queue, status
 """
 
 HEARTBEAT = """
 UPDATE jobs SET lease_expires_at = ?, updated_at = ?
 FROM json_each(?) AS l
-WHERE jobs.id = l.value ->> 0 AND jobs.lease_token = l.value ->> 1 AND jobs.status = 'running'
+WHERE jobs.id = l.value ->> 0 AND jobs.lease_token = l.value ->> 1 AND +jobs.status = 'running'
 RETURNING id
 """
 TOUCH_WORKER_SEEN = "UPDATE workers SET last_seen_at = ? WHERE id = ?"
 
 # -- housekeeping -------------------------------------------------------------------------
 
-ANY_EXPIRED = "SELECT 1 FROM jobs WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1"
+ANY_EXPIRED = """
+SELECT 1 FROM jobs INDEXED BY jobs_lease_idx
+WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1
+"""
 SELECT_EXPIRED = """
-SELECT id, worker_id, attempt, max_retries, lease_token FROM jobs
+SELECT id, worker_id, attempt, max_retries, lease_token, queue FROM jobs INDEXED BY jobs_lease_idx
 WHERE status = 'running' AND lease_expires_at <= ?
 ORDER BY lease_expires_at LIMIT ?
 """
@@ -265,10 +270,11 @@ WHERE id = ? AND lease_token = ? AND status = 'running'
 """
 
 ANY_DUE = """
-SELECT 1 FROM jobs WHERE status IN ('scheduled', 'retrying') AND run_at <= ? LIMIT 1
+SELECT 1 FROM jobs INDEXED BY jobs_due_idx
+WHERE status IN ('scheduled', 'retrying') AND run_at <= ? LIMIT 1
 """
 SELECT_DUE = """
-SELECT id, status, attempt, queue FROM jobs
+SELECT id, status, attempt, queue FROM jobs INDEXED BY jobs_due_idx
 WHERE status IN ('scheduled', 'retrying') AND run_at <= ?
 ORDER BY run_at LIMIT ?
 """
@@ -288,17 +294,23 @@ RETURNING {JOB_COLUMNS}
 REQUEUE_DEAD = f"""
 UPDATE jobs
 SET status = 'queued', attempt = 0, run_at = ?, payload = coalesce(?, payload),
-    finished_at = NULL, started_at = NULL, result = NULL, updated_at = ?
+    finished_at = NULL, result = NULL, updated_at = ?
 WHERE id = ? AND status = 'dead'
 RETURNING {JOB_COLUMNS}
 """
 
 DISCARD_DEAD = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'dead'"
 
+# In slices, each its own transaction: one huge DELETE would hold the write lock (and stall
+# every worker) for as long as it takes.
 PRUNE_FINISHED = """
-DELETE FROM jobs
-WHERE status = ? AND finished_at < ? AND status IN ('completed', 'dead', 'cancelled')
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = ? AND finished_at < ? AND status IN ('completed', 'dead', 'cancelled')
+    LIMIT ?
+)
 """
+PRUNE_BATCH = 5000
 
 # -- queues -------------------------------------------------------------------------------
 
@@ -334,8 +346,10 @@ ON CONFLICT (name) DO UPDATE SET
     cron = excluded.cron, timezone = excluded.timezone, type = excluded.type,
     payload = excluded.payload, queue = excluded.queue, priority = excluded.priority,
     max_retries = excluded.max_retries, timeout = excluded.timeout,
-    enabled = excluded.enabled, next_run_at = excluded.next_run_at,
-    last_run_at = excluded.last_run_at, updated_at = excluded.updated_at
+    enabled = excluded.enabled,
+    next_run_at = coalesce(excluded.next_run_at, schedules.next_run_at),
+    last_run_at = coalesce(excluded.last_run_at, schedules.last_run_at),
+    updated_at = excluded.updated_at
 RETURNING {SCHEDULE_COLUMNS}
 """
 SELECT_SCHEDULE = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = ?"
@@ -385,13 +399,30 @@ def _opt_to_us(dt: datetime | None) -> int | None:
     return None if dt is None else _to_us(dt)
 
 
+@functools.lru_cache(maxsize=4096)
 def _from_us(us: int) -> datetime:
     # timedelta arithmetic is exact; fromtimestamp(us / 1e6) can be off by a microsecond.
+    # Cached because a batch shares its timestamps (one "now" per transaction), and
+    # datetimes are immutable.
     return EPOCH + timedelta(microseconds=us)
 
 
 def _opt_from_us(us: int | None) -> datetime | None:
-    return None if us is None else EPOCH + timedelta(microseconds=us)
+    return None if us is None else _from_us(us)
+
+
+_STATUS = {s.value: s for s in JobStatus}
+_new_object = object.__new__
+_set_attr = object.__setattr__
+
+
+def _uuid(text: str) -> uuid.UUID:
+    """uuid.UUID(text) without its validation: ids read back from our own rows are canonical,
+    and parsing them is a visible share of a claim's CPU time."""
+    u: uuid.UUID = _new_object(uuid.UUID)
+    _set_attr(u, "int", int(text.replace("-", ""), 16))
+    _set_attr(u, "is_safe", uuid.SafeUUID.unknown)
+    return u
 
 
 def _seconds_us(seconds: float) -> int:
@@ -412,12 +443,12 @@ def _dumps_result(value: Any) -> str | None:
 
 def _row_to_job(r: Row) -> Job:
     return Job(
-        id=uuid.UUID(r[0]),
+        id=_uuid(r[0]),
         queue=r[1],
         type=r[2],
         payload=orjson.loads(r[3]),
         priority=r[4],
-        status=JobStatus(r[5]),
+        status=_STATUS[r[5]],
         run_at=_from_us(r[6]),
         attempt=r[7],
         max_retries=r[8],
@@ -574,7 +605,13 @@ def _wake(key: str, queues: Iterable[str]) -> None:
     ready = set(queues)
     for w in list(waiters):
         if w.queues & ready:
-            w.loop.call_soon_threadsafe(_resolve, w.future)
+            _notify(w)
+
+
+def _notify(w: _Waiter) -> None:
+    # A waiter may belong to another thread's loop, or to one that has just closed.
+    with contextlib.suppress(RuntimeError):
+        w.loop.call_soon_threadsafe(_resolve, w.future)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -692,8 +729,11 @@ class SQLiteStore:
             attempt += 1
             try:
                 async with self._wlock:
-                    await conn.execute_fetchall(BEGIN_IMMEDIATE)
                     try:
+                        # Inside the try: if we are cancelled while BEGIN runs, it still runs
+                        # on aiosqlite's thread, and the ROLLBACK queued behind it must undo it
+                        # or the connection would hold the write lock for good.
+                        await conn.execute_fetchall(BEGIN_IMMEDIATE)
                         result = await fn(conn)
                         await conn.execute_fetchall(COMMIT)
                     except BaseException:
@@ -858,7 +898,7 @@ class SQLiteStore:
             now = _now_us()
             await conn.execute_fetchall(COMPLETE_EVENTS, (now, batch))
             rows = await _fetch(conn, COMPLETE, (now, now, batch))
-            return [uuid.UUID(r[0]) for r in rows]
+            return [_uuid(r[0]) for r in rows]
 
         return _in_input_order(await self._write(tx), completions)
 
@@ -876,7 +916,7 @@ class SQLiteStore:
             now = _now_us()
             await conn.execute_fetchall(FAIL_EVENTS, (now, batch))
             rows = await _fetch(conn, FAIL, (now, now, batch))
-            return [uuid.UUID(r[0]) for r in rows]
+            return [_uuid(r[0]) for r in rows]
 
         return _in_input_order(await self._write(tx), failures)
 
@@ -893,13 +933,13 @@ class SQLiteStore:
         async def tx(conn: aiosqlite.Connection) -> list[Row]:
             now = _now_us()
             await conn.execute_fetchall(RELEASE_EVENTS, (now, batch))
-            return await _fetch(conn, RELEASE, (now, batch))
+            return await _fetch(conn, RELEASE, (now, now, batch))
 
         rows = await self._write(tx)
         ready = {r[1] for r in rows if r[2] == JobStatus.QUEUED.value}
         if ready:
             _wake(self._key, ready)
-        return _in_input_order([uuid.UUID(r[0]) for r in rows], releases)
+        return _in_input_order([_uuid(r[0]) for r in rows], releases)
 
     async def heartbeat(
         self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
@@ -912,7 +952,7 @@ class SQLiteStore:
             if batch == "[]":
                 return []
             rows = await _fetch(conn, HEARTBEAT, (now + _seconds_us(lease_seconds), now, batch))
-            return [uuid.UUID(r[0]) for r in rows]
+            return [_uuid(r[0]) for r in rows]
 
         return _in_input_order(await self._write(tx), leases)
 
@@ -920,32 +960,31 @@ class SQLiteStore:
         if limit <= 0 or not await self._read(ANY_EXPIRED, (_now_us(),)):
             return []
 
-        async def tx(conn: aiosqlite.Connection) -> list[ReapedJob]:
+        async def tx(conn: aiosqlite.Connection) -> tuple[list[ReapedJob], set[str]]:
             now = _now_us()
             reaped: list[ReapedJob] = []
+            requeued: set[str] = set()
             updates: list[Row] = []
             events: list[Row] = []
-            for job_id, worker_id, attempt, max_retries, token in await _fetch(
+            for job_id, worker_id, attempt, max_retries, token, queue in await _fetch(
                 conn, SELECT_EXPIRED, (now, limit)
             ):
                 dead = attempt > max_retries
                 status = JobStatus.DEAD if dead else JobStatus.QUEUED
-                message = f"lease expired: worker {worker_id} lost attempt {attempt}"
-                if dead:
-                    message += " (no retries left)"
+                message = f"lease expired (worker {worker_id or 'unknown'})"
                 updates.append((status.value, message, now if dead else None, now, job_id, token))
                 events.append((job_id, now, "running", status.value, attempt, worker_id, message))
                 reaped.append(ReapedJob(uuid.UUID(job_id), worker_id, attempt, status))
+                if not dead:
+                    requeued.add(queue)
             if reaped:
                 await conn.executemany(REAP, updates)
                 await conn.executemany(INSERT_EVENT, events)
-            return reaped
+            return reaped, requeued
 
-        reaped = await self._write(tx)
-        if any(r.new_status is JobStatus.QUEUED for r in reaped):
-            # Reaped jobs go back to their queue; the queue names are not in ReapedJob, so
-            # wake every waiter of this file (a spurious wake-up only costs one claim).
-            _wake_all(self._key)
+        reaped, requeued = await self._write(tx)
+        if requeued:
+            _wake(self._key, requeued)
         return reaped
 
     async def promote_due(self, limit: int = 1000) -> int:
@@ -1174,9 +1213,13 @@ class SQLiteStore:
         status = JobStatus(status)
         if not status.terminal:
             return 0
-        return await self._write(
-            _exec_count(PRUNE_FINISHED, (status.value, _to_us(finished_before)))
-        )
+        params = (status.value, _to_us(finished_before), PRUNE_BATCH)
+        total = 0
+        while True:
+            n = await self._write(_exec_count(PRUNE_FINISHED, params))
+            total += n
+            if n < PRUNE_BATCH:
+                return total
 
 
 # --------------------------------------------------------------------------------------
@@ -1191,12 +1234,11 @@ async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = (
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:
-    # SQLite may already have rolled back (e.g. after some I/O errors); nothing to undo then.
-    try:
-        if conn.in_transaction:
-            await conn.execute_fetchall(ROLLBACK)
-    except sqlite3.Error:
-        pass
+    # Always sent, never decided from in_transaction: an operation still queued on aiosqlite's
+    # thread (after a cancellation) may open or keep a transaction that the flag does not show
+    # yet. "No transaction is active" is then harmless.
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        await conn.execute_fetchall(ROLLBACK)
 
 
 def _exec(sql: str, params: Sequence[Any]) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
@@ -1216,11 +1258,6 @@ def _exec_count(
         return n
 
     return run
-
-
-def _wake_all(key: str) -> None:
-    for w in list(_WAITERS.get(key, ())):
-        w.loop.call_soon_threadsafe(_resolve, w.future)
 
 
 _Item = TypeVar("_Item", Completion, Failure, Release, Lease)

@@ -200,7 +200,7 @@ class Worker:
                 )
             )
             return
-        ctx = JobContext.bind(
+        ctx = JobContext(
             job_id=job.id,
             type=job.type,
             queue=job.queue,

@@ -1,0 +1,99 @@
+"""The FastAPI application: wiring only (store lifecycle, error mapping, body gate, routers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from conveyor.api import errors
+from conveyor.api.limits import BodyGate
+from conveyor.api.routes import health, jobs, queues, schedules, workers
+from conveyor.api.schemas import FieldError, Problem
+from conveyor.config import Settings
+from conveyor.service import JobService
+from conveyor.store import Store, open_store
+
+
+def _version() -> str:
+    try:
+        return version("conveyor")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def create_app(
+    settings: Settings | None = None,
+    store: Store | None = None,
+    *,
+    service: JobService | None = None,
+) -> FastAPI:
+    """Build the API. With no `store` (or `service`) the app opens and closes its own store in
+    its lifespan; a store or service passed in belongs to the caller (e.g. `conveyor dev`,
+    which shares one with its worker), which opens and closes it.
+
+    Migrations are never run here: a server fleet must not race schema changes at start-up;
+    /readyz reports an unmigrated store instead.
+    """
+    settings = settings or (service.settings if service else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned: Store | None = None
+        svc = service
+        if svc is None:
+            if store is None:
+                owned = open_store(settings.store_url)
+                await owned.connect()
+            svc = JobService(store or owned, settings)  # type: ignore[arg-type]
+        app.state.service = svc
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            if owned is not None:
+                await owned.close()
+
+    app = FastAPI(
+        title="Conveyor",
+        version=_version(),
+        description="Submit, inspect and steer jobs. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    errors.install(app)
+    app.add_middleware(BodyGate, max_bytes=settings.api_max_body_bytes)
+    for module in (jobs, queues, schedules, workers, health):
+        app.include_router(module.router)
+    _document_problems(app)
+    return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Add the Problem schema, which responses reference by $ref, to the generated spec."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        ref = "#/components/schemas/{model}"
+        schemas["FieldError"] = FieldError.model_json_schema(ref_template=ref)
+        problem = Problem.model_json_schema(ref_template=ref)
+        problem.pop("$defs", None)
+        schemas["Problem"] = problem
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

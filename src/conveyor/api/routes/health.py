@@ -1,0 +1,46 @@
+"""Liveness and readiness probes (no auth: orchestrators call them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from conveyor.api.deps import Service
+from conveyor.api.docs import problems
+from conveyor.api.errors import problem
+from conveyor.api.schemas import Health
+from conveyor.api.serialize import JSONBytes
+
+router = APIRouter(tags=["health"])
+log = structlog.get_logger("conveyor.api")
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Any:
+    return JSONBytes({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="The store answers and its schema is migrated",
+    responses=problems(503),
+)
+async def readyz(svc: Service) -> Response:
+    try:
+        await svc.store.ping()
+        # A cheap read of a migrated table: an unmigrated store pings fine but cannot serve.
+        await svc.store.list_queue_settings()
+    except Exception as exc:  # any failure means "do not route traffic here"
+        log.warning("not ready", error=f"{type(exc).__name__}: {exc}")
+        return problem(
+            503,
+            "not_ready",
+            "Not ready",
+            f"store not usable ({type(exc).__name__}); is it reachable and migrated "
+            "(conveyor migrate)?",
+        )
+    return JSONBytes({"status": "ok"})

@@ -1,0 +1,226 @@
+"""/v1/jobs: submit, batch submit, read (with long-poll), list, audit trail, cancel, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query
+
+from conveyor.api.deps import CurrentPrincipal, CurrentSettings, Service
+from conveyor.api.docs import problems
+from conveyor.api.schemas import (
+    BatchIn,
+    BatchOut,
+    EventList,
+    JobIn,
+    JobList,
+    NAME_DOC,
+    JobOut,
+    Rfc3339,
+    RetryIn,
+)
+from conveyor.api.serialize import JSONBytes, event_out, job_out
+from conveyor.errors import InvalidInput
+from conveyor.models import Job, JobStatus, NewJob
+from conveyor.service import MAX_PAGE
+from conveyor.store.base import JobFilter
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+MAX_WAIT_PARAM = 3600.0
+
+
+def to_new_job(body: JobIn, now: datetime, unique_key: str | None = None) -> NewJob:
+    """Translate the wire form (execute_at or delay) into the service's NewJob."""
+    run_at = body.run_at
+    if body.delay is not None:
+        if run_at is not None:
+            raise InvalidInput("give execute_at or delay, not both", field="delay")
+        run_at = now + timedelta(seconds=body.delay)
+    return NewJob(
+        type=body.type,
+        payload=body.payload,
+        queue=body.queue,
+        priority=body.priority,
+        run_at=run_at,
+        max_retries=body.max_retries,
+        timeout=body.timeout,
+        unique_key=body.unique_key if body.unique_key is not None else unique_key,
+        tags=body.tags,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    summary="Submit a job",
+    responses={
+        200: {"model": JobOut, "description": "An existing live job with this key was returned"},
+        **problems(400, 422, 429),
+    },
+)
+async def submit(
+    body: JobIn,
+    svc: Service,
+    _: CurrentPrincipal,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            description="Dedupes like unique_key (which wins if both are given): a repeat while "
+            "the first job is not yet terminal returns that job with 200."
+        ),
+    ] = None,
+) -> Any:
+    try:
+        job = to_new_job(body, datetime.now(UTC), idempotency_key)
+        res = await svc.submit(job)
+    except InvalidInput as exc:
+        if exc.field == "unique_key" and body.unique_key is None:
+            exc.field = "Idempotency-Key"
+        raise
+    return JSONBytes(job_out(res.job), status_code=201 if res.created else 200)
+
+
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=BatchOut,
+    summary="Submit up to 1,000 jobs at once (all or nothing)",
+    responses=problems(400, 422, 429),
+)
+async def submit_batch(body: BatchIn, svc: Service, _: CurrentPrincipal) -> Any:
+    now = datetime.now(UTC)
+    jobs = []
+    for i, item in enumerate(body.jobs):
+        try:
+            jobs.append(to_new_job(item, now))
+        except InvalidInput as exc:
+            raise InvalidInput(f"jobs[{i}]: {exc.message}", field=f"jobs[{i}].{exc.field}") from exc
+    results = await svc.submit_many(jobs)
+    return JSONBytes(
+        {"jobs": [job_out(r.job) for r in results], "created": [r.created for r in results]},
+        status_code=201,
+    )
+
+
+@router.api_route(
+    "/batch",
+    methods=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    include_in_schema=False,
+)
+async def batch_other_methods() -> None:
+    """`batch` is not a job id: without this, GET /v1/jobs/batch would be read as one."""
+    raise HTTPException(405)
+
+
+@router.get(
+    "",
+    response_model=JobList,
+    summary="List jobs, newest first (keyset pagination)",
+    responses=problems(422),
+)
+async def list_jobs(
+    svc: Service,
+    _: CurrentPrincipal,
+    queue: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
+    status: JobStatus | None = None,
+    type: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
+    tag: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
+    created_after: Annotated[Rfc3339 | None, Query(description="inclusive")] = None,
+    created_before: Annotated[Rfc3339 | None, Query(description="exclusive")] = None,
+    limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = 50,
+    cursor: Annotated[uuid.UUID | None, Query(description="next_cursor of the previous page")] = (
+        None
+    ),
+) -> Any:
+    flt = JobFilter(
+        queue=queue,
+        status=status,
+        type=type,
+        tag=tag,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    page = await svc.list_jobs(flt, limit=limit, cursor=cursor)
+    return JSONBytes({"jobs": [job_out(j) for j in page.jobs], "next_cursor": page.next_cursor})
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    summary="Get a job; ?wait=N long-polls until it is terminal",
+    responses=problems(404, 422),
+)
+async def get_job(
+    job_id: uuid.UUID,
+    svc: Service,
+    settings: CurrentSettings,
+    _: CurrentPrincipal,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_WAIT_PARAM,
+            allow_inf_nan=False,
+            description="seconds to wait for a terminal status (capped by the server)",
+        ),
+    ] = None,
+) -> Any:
+    job = await svc.get(job_id)
+    if wait:
+        seconds = min(wait, settings.api_max_wait)
+        job = await _wait_terminal(svc.get, job, seconds, settings.api_wait_interval)
+    return JSONBytes(job_out(job))
+
+
+async def _wait_terminal(
+    get: Callable[[uuid.UUID], Awaitable[Job]], job: Job, seconds: float, interval: float
+) -> Job:
+    """Re-read until terminal or the deadline; the job is returned either way."""
+    deadline = time.monotonic() + seconds
+    while not job.status.terminal:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await asyncio.sleep(min(interval, left))
+        job = await get(job.id)
+    return job
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=EventList,
+    summary="The job's audit trail, oldest first",
+    responses=problems(404, 422),
+)
+async def job_events(job_id: uuid.UUID, svc: Service, _: CurrentPrincipal) -> Any:
+    return JSONBytes({"events": [event_out(e) for e in await svc.events(job_id)]})
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a job that has not finished",
+    responses=problems(404, 409, 422),
+)
+async def cancel(job_id: uuid.UUID, svc: Service, _: CurrentPrincipal) -> Any:
+    return JSONBytes(job_out(await svc.cancel(job_id)))
+
+
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobOut,
+    summary="Requeue a dead job, optionally with a new payload",
+    responses=problems(404, 409, 422),
+)
+async def retry(
+    job_id: uuid.UUID, svc: Service, _: CurrentPrincipal, body: RetryIn | None = None
+) -> Any:
+    payload = body.payload if body is not None else None
+    return JSONBytes(job_out(await svc.retry(job_id, payload)))

@@ -1,0 +1,83 @@
+"""/v1/schedules: cron schedules and firing one on demand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from conveyor.api.deps import CurrentPrincipal, Service
+from conveyor.api.docs import problems
+from conveyor.api.schemas import (
+    NAME_DOC,
+    JobOut,
+    ScheduleIn,
+    ScheduleList,
+    ScheduleOut,
+    SchedulePatch,
+)
+from conveyor.api.serialize import JSONBytes, job_out, schedule_out
+from conveyor.store.base import Schedule
+
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+PathName = Annotated[str, Path(json_schema_extra=NAME_DOC)]
+
+
+@router.get("", response_model=ScheduleList, summary="All schedules")
+async def list_schedules(svc: Service, _: CurrentPrincipal) -> Any:
+    return JSONBytes({"schedules": [schedule_out(s) for s in await svc.list_schedules()]})
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ScheduleOut,
+    summary="Create a schedule, or replace the one with this name",
+    responses=problems(422),
+)
+async def put_schedule(body: ScheduleIn, svc: Service, _: CurrentPrincipal) -> Any:
+    saved = await svc.put_schedule(Schedule(**body.model_dump()))
+    return JSONBytes(schedule_out(saved), status_code=201)
+
+
+@router.get(
+    "/{name}", response_model=ScheduleOut, summary="One schedule", responses=problems(404, 422)
+)
+async def get_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Any:
+    return JSONBytes(schedule_out(await svc.get_schedule(name)))
+
+
+@router.patch(
+    "/{name}",
+    response_model=ScheduleOut,
+    summary="Change some fields of a schedule; its next fire time is recomputed",
+    responses=problems(404, 422),
+)
+async def update_schedule(
+    name: PathName, body: SchedulePatch, svc: Service, _: CurrentPrincipal
+) -> Any:
+    return JSONBytes(
+        schedule_out(await svc.update_schedule(name, body.model_dump(exclude_unset=True)))
+    )
+
+
+@router.delete(
+    "/{name}", status_code=204, summary="Delete a schedule", responses=problems(404, 422)
+)
+async def delete_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Response:
+    await svc.delete_schedule(name)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/trigger",
+    status_code=201,
+    response_model=JobOut,
+    summary="Submit the schedule's job now, outside its cadence",
+    responses=problems(404, 422, 429),
+)
+async def trigger_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Any:
+    return JSONBytes(job_out(await svc.trigger_schedule(name)), status_code=201)

@@ -1,0 +1,111 @@
+"""Domain records to JSON bytes, straight from the dataclasses with orjson.
+
+Responses skip pydantic on the way out: building a JobOut per job costs more than the whole
+insert on the submit path. The response models in schemas.py document the shape, and the
+schema-conformance tests (schemathesis) hold these functions to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from conveyor.models import WAITING, Job, JobStatus
+from conveyor.service import QueueView
+from conveyor.store.base import JobEvent, Schedule, WorkerInfo
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def job_out(j: Job) -> dict[str, Any]:
+    return {
+        "id": j.id,
+        "queue": j.queue,
+        "type": j.type,
+        "payload": j.payload,
+        "priority": j.priority,
+        "status": j.status.value,
+        "run_at": j.run_at,
+        "attempt": j.attempt,
+        "max_retries": j.max_retries,
+        "timeout": float(j.timeout),
+        "unique_key": j.unique_key,
+        "tags": j.tags,
+        "tenant": j.tenant,
+        "result": j.result,
+        "last_error": j.last_error,
+        "worker_id": j.worker_id,
+        "lease_expires_at": j.lease_expires_at,
+        "created_at": j.created_at,
+        "started_at": j.started_at,
+        "finished_at": j.finished_at,
+        "updated_at": j.updated_at,
+    }
+
+
+def event_out(e: JobEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "job_id": e.job_id,
+        "at": e.at,
+        "from_status": e.from_status.value if e.from_status else None,
+        "to_status": e.to_status.value,
+        "attempt": e.attempt,
+        "worker_id": e.worker_id,
+        "message": e.message,
+    }
+
+
+def queue_out(q: QueueView) -> dict[str, Any]:
+    counts = {s.value: int(q.counts.get(s, 0)) for s in JobStatus}
+    waiting = {JobStatus.QUEUED, *WAITING}
+    return {
+        "name": q.settings.name,
+        "paused": q.settings.paused,
+        "max_depth": q.settings.max_depth,
+        "concurrency": q.settings.concurrency,
+        "counts": counts,
+        "depth": sum(counts[s.value] for s in waiting),
+    }
+
+
+def schedule_out(s: Schedule) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "type": s.type,
+        "payload": s.payload,
+        "queue": s.queue,
+        "priority": s.priority,
+        "max_retries": s.max_retries,
+        "timeout": float(s.timeout),
+        "enabled": s.enabled,
+        "next_run_at": s.next_run_at,
+        "last_run_at": s.last_run_at,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
+
+def worker_out(w: WorkerInfo, now: datetime) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "hostname": w.hostname,
+        "pid": w.pid,
+        "queues": w.queues,
+        "concurrency": w.concurrency,
+        "running": w.running,
+        "started_at": w.started_at,
+        "last_seen_at": w.last_seen_at,
+        "heartbeat_age": max(0.0, (now - w.last_seen_at).total_seconds()),
+        "meta": w.meta,
+    }
