@@ -713,6 +713,7 @@ class PostgresStore:
         self._listener_retry_at = 0.0
         self._waiters: dict[int, tuple[frozenset[str], asyncio.Future[None]]] = {}
         self._next_waiter = 0
+        self._missed: set[str] = set()
         # leadership: name -> dedicated connection, and the holder that owns the lock (if any)
         self._lead_conns: dict[str, asyncpg.Connection] = {}
         self._lead_holders: dict[str, str] = {}
@@ -1073,12 +1074,15 @@ class PostgresStore:
         deadline = time.monotonic() + timeout
         await self._ensure_listener(timeout)
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        wanted = frozenset(queues)
+        missed = self._missed & wanted if wanted else self._missed
+        if remaining <= 0 or missed:
+            self._missed -= missed
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         key = self._next_waiter
         self._next_waiter += 1
-        self._waiters[key] = (frozenset(queues), fut)
+        self._waiters[key] = (wanted, fut)
         try:
             await asyncio.wait((fut,), timeout=remaining)
         finally:
@@ -1117,9 +1121,15 @@ class PostgresStore:
 
     def _on_notify(self, conn: Any, pid: int, channel: str, payload: object) -> None:
         queue = str(payload)
+        woken = False
         for queues, fut in self._waiters.values():
             if not fut.done() and (not queues or queue in queues):
                 fut.set_result(None)
+                woken = True
+        if not woken:
+            # Nobody was waiting (the worker was mid-claim): remember it, or the next wait
+            # would sleep through jobs that are already there until the polling fallback.
+            self._missed.add(queue)
 
     def _on_listener_lost(self, conn: Any) -> None:
         """Notifications may have been missed: wake everyone to poll once, reconnect lazily."""
