@@ -82,8 +82,10 @@ class Worker:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._grace = s.shutdown_grace
+        # One thread per slot (created lazily), so a sync job never waits for a thread while
+        # its timeout runs.
         self._threads = ThreadPoolExecutor(
-            max_workers=min(self.concurrency, 64), thread_name_prefix="conveyor-job"
+            max_workers=self.concurrency, thread_name_prefix="conveyor-job"
         )
         self._outcomes = OutcomeBatcher(store, on_flushed=self._on_flushed)
         self._batch_size = max(1, min(self.concurrency, 500))
