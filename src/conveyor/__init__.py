@@ -1,6 +1,7 @@
 """Conveyor: distributed job processing for Python."""
 
 from conveyor.app import App
+from conveyor.client import AsyncClient, Client
 from conveyor.errors import (
     ConveyorError,
     IllegalTransition,
@@ -14,6 +15,8 @@ from conveyor.worker.context import JobContext
 
 __all__ = [
     "App",
+    "AsyncClient",
+    "Client",
     "ConveyorError",
     "IllegalTransition",
     "InvalidInput",

@@ -8,7 +8,7 @@ import contextlib
 import importlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ import click
 import orjson
 import uvicorn
 
+from conveyor import probes
 from conveyor.app import App
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
@@ -106,6 +107,35 @@ def migrate(store_url: str | None) -> None:
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="serve /metrics, /livez and /readyz on this port (off by default)",
+)
+metrics_host_option = click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="bind for --metrics-port (0.0.0.0 in a pod, for the kubelet and Prometheus)",
+)
+
+
+@contextlib.asynccontextmanager
+async def _probes(
+    host: str, port: int | None, live: probes.Check, ready: probes.Check
+) -> AsyncIterator[None]:
+    if port is None:
+        yield
+        return
+    server = probes.ProbeServer(host, port, live, ready)
+    await server.start()
+    try:
+        yield
+    finally:
+        await server.stop()
+
+
 @main.command()
 @click.argument("app_target", metavar="APP")
 @store_option
@@ -113,6 +143,8 @@ def migrate(store_url: str | None) -> None:
 @click.option("--concurrency", "-c", type=int, default=None)
 @click.option("--grace", type=float, default=None, help="seconds in-flight jobs get on shutdown")
 @click.option("--lease", type=float, default=None, help="lease seconds")
+@metrics_port_option
+@metrics_host_option
 def worker(
     app_target: str,
     store_url: str | None,
@@ -120,6 +152,8 @@ def worker(
     concurrency: int | None,
     grace: float | None,
     lease: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the handlers of APP (module:attribute)."""
     app = load_app(app_target)
@@ -130,15 +164,27 @@ def worker(
     async def go() -> None:
         async with app:
             w = app.worker(queues=queues.split(",") if queues else None, concurrency=concurrency)
+
+            async def live() -> str | None:
+                return w.liveness()
+
+            async def ready() -> str | None:
+                if not w.registered:
+                    return "worker not registered (starting or stopping)"
+                return await probes.store_reachable(app.store.ping)
+
             _on_signals(w.stop, lambda: w.stop(immediate=True))
-            await w.run()
+            async with _probes(metrics_host, metrics_port, live, ready):
+                await w.run()
 
     _run(go())
 
 
 @main.command()
 @store_option
-def scheduler(store_url: str | None) -> None:
+@metrics_port_option
+@metrics_host_option
+def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """Promote delayed jobs, reap expired leases, fire cron schedules, prune old jobs."""
     settings = _settings(store_url)
 
@@ -147,8 +193,16 @@ def scheduler(store_url: str | None) -> None:
         await store.connect()
         try:
             s = Scheduler(store, settings)
+
+            async def live() -> str | None:
+                return None  # answering at all means the event loop turns
+
+            async def ready() -> str | None:
+                return await probes.store_reachable(store.ping)
+
             _on_signals(s.stop, s.stop)
-            await s.run()
+            async with _probes(metrics_host, metrics_port, live, ready):
+                await s.run()
         finally:
             await store.close()
 

@@ -255,23 +255,21 @@ def _submit(
     )
 
 
-def _submit_many(jobs: Iterable[Mapping[str, Any]]) -> _Call[builtins.list[JobOut]]:
-    bodies = [job_body(j["type"], j.get("payload"), {**j, "payload": None}) for j in jobs]
-    for b in bodies:
-        if b["payload"] == {} and "payload" not in b:  # pragma: no cover - defensive
-            b["payload"] = {}
+def _submit_many(jobs: Sequence[Mapping[str, Any]]) -> _Call[builtins.list[JobOut]]:
+    bodies = [
+        job_body(j["type"], j.get("payload"), {k: v for k, v in j.items() if k not in _OWN})
+        for j in jobs
+    ]
     return _Call(
         "POST",
         "/v1/jobs/batch",
         lambda resp: BatchOut.model_validate_json(resp.content).jobs,
-        body={"jobs": [_fix_payload(b, j) for b, j in zip(bodies, jobs, strict=False)]},
-        idempotent=all(b.get("unique_key") for b in bodies),
+        body={"jobs": bodies},
+        idempotent=bool(bodies) and all(b.get("unique_key") for b in bodies),
     )
 
 
-def _fix_payload(body: dict[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
-    body["payload"] = dict(job.get("payload") or {})
-    return body
+_OWN = frozenset({"type", "payload"})
 
 
 def _get(job_id: uuid.UUID | str, wait: float | None = None) -> _Call[JobOut]:

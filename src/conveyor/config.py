@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE_URL = "sqlite:///conveyor-data/conveyor.db"
@@ -41,6 +43,36 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     api_max_wait: float = Field(default=30.0, ge=0)  # cap on GET /v1/jobs/{id}?wait=
     api_wait_interval: float = Field(default=0.1, gt=0)  # how often a long-poll re-reads the job
+
+    # auth (conveyor.security). Off only when asked: `conveyor server` refuses to start with auth
+    # on and no signing key, and never invents one.
+    auth_enabled: bool = True
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_secret: SecretStr | None = None  # HS256: at least 32 bytes
+    jwt_private_key: SecretStr | None = None  # RS256/ES256: PEM text, or a path to a PEM file
+    jwt_public_key: str | None = None  # PEM text or path; derived from the private key if unset
+    access_token_ttl: float = Field(default=900.0, gt=0)  # seconds
+    refresh_token_ttl: float = Field(default=7 * 86_400.0, gt=0)
+    api_token_ttl_days: float = Field(default=365.0, gt=0)
+    api_token_cache_seconds: float = Field(default=2.0, ge=0)  # revocation lookups, per process
+
+    # rate limits ("N/second", "N/minute"...; the `limits` library's notation), sliding window
+    redis_url: str | None = None  # shared limits across servers; in-process memory when unset
+    rate_limit_enabled: bool = True
+    rate_limit_admin: str = "1000/second"
+    rate_limit_user: str = "100/second"
+    rate_limit_worker: str = "1000/second"
+    rate_limit_anonymous: str = "20/second"  # per client IP, before login
+    rate_limit_fail_open: bool = True  # Redis down: let requests through (True) or answer 503
+    rate_limit_key_prefix: str = "conveyor"
+    login_max_failures: int = Field(default=5, ge=1)  # per username, within the window below
+    login_lockout_seconds: float = Field(default=300.0, gt=0)
+
+    # metrics (conveyor.metrics): queue depth and live workers are read from the store this
+    # often by each API process; a worker counts as alive if heard from within the window.
+    metrics_refresh_interval: float = Field(default=5.0, gt=0)
+    metrics_worker_alive_seconds: float = Field(default=60.0, gt=0)
+    metrics_token: SecretStr | None = None  # set: GET /metrics needs "Bearer <token>"
 
     # logging
     log_level: str = "INFO"

@@ -46,3 +46,68 @@ class QueueFull(ConveyorError):
 
 class StoreUnavailable(ConveyorError):
     code = "store_unavailable"
+
+
+class AlreadyExists(ConveyorError):
+    """A user (or other named thing) with this name exists; nothing was written."""
+
+    code = "already_exists"
+
+
+class UserNotFound(ConveyorError):
+    code = "user_not_found"
+
+
+class TokenNotFound(ConveyorError):
+    code = "token_not_found"
+
+
+class Unauthenticated(ConveyorError):
+    """No credentials, or credentials we cannot trust (expired, tampered, revoked...).
+
+    The message stays generic on purpose: telling a caller *why* a token failed helps an
+    attacker more than an honest client, which only needs to log in again.
+    """
+
+    code = "unauthenticated"
+
+
+class Forbidden(ConveyorError):
+    """Authenticated, but the policy table does not allow this action for the role."""
+
+    code = "forbidden"
+
+
+class RateLimited(ConveyorError):
+    """Too many requests (or failed logins) in the window; retry after `retry_after` s."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float = 1.0,
+        limit: int | None = None,
+        reset_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
+        self.reset_after = reset_after if reset_after is not None else retry_after
+
+
+class LimiterUnavailable(ConveyorError):
+    """The rate limiter's storage is down and the settings say to fail closed."""
+
+    code = "rate_limiter_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConfigError(ConveyorError):
+    """Settings that cannot work (e.g. auth on without a signing key); raised at start-up."""
+
+    code = "config_error"

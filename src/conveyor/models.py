@@ -61,6 +61,14 @@ def ensure_transition(src: JobStatus, dst: JobStatus) -> None:
         raise IllegalTransition(f"a {src.value} job cannot become {dst.value}")
 
 
+class Role(enum.StrEnum):
+    """Who a principal is to the policy table (conveyor.security.policy)."""
+
+    ADMIN = "admin"
+    USER = "user"  # submits and reads the jobs of one tenant
+    WORKER = "worker"  # the worker protocol only
+
+
 DEFAULT_QUEUE = "default"
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT = 300.0

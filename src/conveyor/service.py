@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.errors import InvalidInput
 from conveyor.ids import new_job_id
@@ -187,7 +188,9 @@ class JobService:
                 raise InvalidInput(
                     f"jobs[{i}]: {exc.message}", field=f"jobs[{i}].{exc.field}"
                 ) from exc
-        return await self.store.enqueue_many(checked)
+        results = await self.store.enqueue_many(checked)
+        metrics.count_enqueued(results)
+        return results
 
     # -- reading -----------------------------------------------------------------------
     async def get(self, job_id: uuid.UUID) -> Job:
@@ -212,7 +215,9 @@ class JobService:
 
     # -- operator actions --------------------------------------------------------------
     async def cancel(self, job_id: uuid.UUID) -> Job:
-        return await self.store.cancel(job_id)
+        job = await self.store.cancel(job_id)
+        metrics.job_series(job.queue, job.type).cancelled.inc()
+        return job
 
     async def retry(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
         """Requeue a dead job, optionally with an edited payload."""

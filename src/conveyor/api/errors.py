@@ -132,13 +132,21 @@ def http_problem(exc: StarletteHTTPException) -> Response:
     return problem(exc.status_code, code, title, detail, headers=exc.headers)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    """Every method some route takes at this path (Starlette names only the first route's).
+    Probed per method because included routers do not expose their routes."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(
+            isinstance(r, BaseRoute) and r.matches(scope)[0] == Match.FULL
+            for r in request.app.router.routes
+        ):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def install(app: FastAPI) -> None:

@@ -2,8 +2,8 @@
 
 Input models reject unknown fields and check only the wire format (types, RFC 3339 dates);
 the rules (name syntax, ranges, payload size) are JobService's. Their bounds appear here as
-documentation only (`json_schema_extra`), taken from the service's own constants, so the OpenAPI spec tells
-clients the truth without a second copy of the checks.
+documentation only (`json_schema_extra`), taken from the service's own constants, so the
+OpenAPI spec tells clients the truth without a second copy of the checks.
 """
 
 from __future__ import annotations

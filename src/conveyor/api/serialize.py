@@ -7,6 +7,7 @@ schema-conformance tests (schemathesis) hold these functions to it.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,14 @@ class JSONBytes(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        return orjson.dumps(content, default=_fallback)
+
+
+def _fallback(value: Any) -> str:
+    """asyncpg returns its own UUID class, which orjson does not take for a uuid.UUID."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def job_out(j: Job) -> dict[str, Any]:

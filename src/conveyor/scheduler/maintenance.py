@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from conveyor import metrics
 from conveyor.store.base import ReapedJob, Store
 
 log = structlog.get_logger("conveyor.maintenance")
@@ -13,6 +14,7 @@ async def run_maintenance(store: Store) -> tuple[int, list[ReapedJob]]:
     """Promote due scheduled/retrying jobs and reap expired leases."""
     promoted = await store.promote_due()
     reaped = await store.reap_expired()
+    metrics.count_reaped(reaped)
     for r in reaped:
         log.warning(
             "lease expired; job recovered",

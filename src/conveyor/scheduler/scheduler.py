@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.models import Job
 from conveyor.scheduler.cron import next_fire
@@ -62,6 +63,7 @@ class Scheduler:
 
     async def run(self) -> None:
         log.info("scheduler started", holder=self.holder)
+        metrics.track_scheduler(self)
         try:
             while not self._stopping.is_set():
                 try:
@@ -71,6 +73,7 @@ class Scheduler:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.settings.scheduler_tick)
         finally:
+            metrics.untrack_scheduler(self)
             if self.is_leader:
                 with contextlib.suppress(Exception):
                     await self.store.resign(LEADERSHIP, self.holder)
@@ -110,6 +113,7 @@ class Scheduler:
             )
             if job is not None:
                 fired.append(job)
+                metrics.job_series(job.queue, job.type).enqueued.inc()
                 log.info(
                     "schedule fired",
                     schedule=s.name,

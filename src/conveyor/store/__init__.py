@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conveyor.errors import InvalidInput
 from conveyor.store.base import (
+    ApiToken,
     Completion,
     Enqueued,
     Failure,
@@ -16,10 +17,12 @@ from conveyor.store.base import (
     Release,
     Schedule,
     Store,
+    User,
     WorkerInfo,
 )
 
 __all__ = [
+    "ApiToken",
     "Completion",
     "Enqueued",
     "Failure",
@@ -32,6 +35,7 @@ __all__ = [
     "Release",
     "Schedule",
     "Store",
+    "User",
     "WorkerInfo",
     "open_store",
 ]

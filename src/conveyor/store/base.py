@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from conveyor.models import JSON, Job, JobStatus, NewJob
+from conveyor.models import JSON, Job, JobStatus, NewJob, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +148,35 @@ class Schedule:
     updated_at: datetime | None = None
 
 
+@dataclass(slots=True)
+class User:
+    """An account that logs in with a password. `tenant` confines a USER to one tenant's jobs;
+    `disabled` stops logins and refreshes (access tokens already out expire on their own)."""
+
+    username: str
+    role: Role
+    password_hash: str
+    tenant: str | None = None
+    disabled: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class ApiToken:
+    """The row behind a long-lived API token: the token itself is a JWT whose `jti` is this
+    row's key, and is never stored. Revoked when `revoked_at` is set."""
+
+    jti: str
+    name: str
+    role: Role
+    expires_at: datetime
+    tenant: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
 class Store(Protocol):
     url: str
 
@@ -256,7 +285,9 @@ class Store(Protocol):
     async def register_worker(self, info: WorkerInfo) -> None:
         """Insert or replace the worker row."""
 
-    async def touch_worker(self, worker_id: str, running: int) -> None: ...
+    async def touch_worker(self, worker_id: str, running: int, meta: JSON | None = None) -> None:
+        """Refresh last_seen_at and the running count; `meta`, when given, replaces the row's
+        meta (the worker publishes its circuit breakers' state there)."""
 
     async def deregister_worker(self, worker_id: str) -> None: ...
 
@@ -295,3 +326,27 @@ class Store(Protocol):
 
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         """Delete terminal jobs of `status` that finished before the cutoff (events too)."""
+
+    # -- users and API tokens ------------------------------------------------------------
+    async def create_user(self, user: User) -> User:
+        """Raises AlreadyExists (and writes nothing) if the username is taken."""
+
+    async def get_user(self, username: str) -> User | None: ...
+
+    async def list_users(self) -> list[User]:
+        """Ordered by username."""
+
+    async def set_user(self, user: User) -> User:
+        """Replace role, tenant, password_hash and disabled of an existing user.
+        Raises UserNotFound."""
+
+    async def create_api_token(self, token: ApiToken) -> ApiToken:
+        """Raises AlreadyExists if the jti is taken."""
+
+    async def get_api_token(self, jti: str) -> ApiToken | None: ...
+
+    async def list_api_tokens(self) -> list[ApiToken]:
+        """Oldest first, revoked ones included."""
+
+    async def revoke_api_token(self, jti: str) -> ApiToken:
+        """Set revoked_at (kept if already revoked). Raises TokenNotFound."""

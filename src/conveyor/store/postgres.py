@@ -30,16 +30,20 @@ import asyncpg
 import orjson
 
 from conveyor.errors import (
+    AlreadyExists,
     IllegalTransition,
     InvalidInput,
     JobNotFound,
     QueueFull,
     ScheduleNotFound,
     StoreUnavailable,
+    TokenNotFound,
+    UserNotFound,
 )
 from conveyor.ids import new_job_id
-from conveyor.models import JSON, TERMINAL, Job, JobStatus, NewJob, ensure_transition
+from conveyor.models import JSON, TERMINAL, Job, JobStatus, NewJob, Role, ensure_transition
 from conveyor.store.base import (
+    ApiToken,
     Completion,
     Enqueued,
     Failure,
@@ -51,6 +55,7 @@ from conveyor.store.base import (
     ReapedJob,
     Release,
     Schedule,
+    User,
     WorkerInfo,
 )
 
@@ -465,6 +470,9 @@ ON CONFLICT (id) DO UPDATE
        last_seen_at = EXCLUDED.last_seen_at, running = EXCLUDED.running, meta = EXCLUDED.meta
 """
 TOUCH_WORKER_SQL = "UPDATE workers SET last_seen_at = now(), running = $2 WHERE id = $1"
+TOUCH_WORKER_META_SQL = (
+    "UPDATE workers SET last_seen_at = now(), running = $2, meta = $3 WHERE id = $1"
+)
 DEREGISTER_WORKER_SQL = "DELETE FROM workers WHERE id = $1"
 LIST_WORKERS_SQL = f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY id"
 PRUNE_WORKERS_SQL = "DELETE FROM workers WHERE last_seen_at < $1"
@@ -500,6 +508,37 @@ SELECT {SCHEDULE_COLUMNS} FROM schedules
 FIRE_SCHEDULE_SQL = """
 UPDATE schedules SET next_run_at = $3, last_run_at = $2, updated_at = now()
  WHERE name = $1 AND next_run_at = $2
+"""
+
+# Users and API tokens -------------------------------------------------------------------------
+
+USER_COLUMNS = "username, role, tenant, password_hash, disabled, created_at, updated_at"
+INSERT_USER_SQL = f"""
+INSERT INTO users (username, role, tenant, password_hash, disabled)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (username) DO NOTHING
+RETURNING {USER_COLUMNS}
+"""
+GET_USER_SQL = f"SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+LIST_USERS_SQL = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
+UPDATE_USER_SQL = f"""
+UPDATE users SET role = $2, tenant = $3, password_hash = $4, disabled = $5, updated_at = now()
+ WHERE username = $1
+RETURNING {USER_COLUMNS}
+"""
+
+TOKEN_COLUMNS = "jti, name, role, tenant, created_by, created_at, expires_at, revoked_at"
+INSERT_TOKEN_SQL = f"""
+INSERT INTO api_tokens (jti, name, role, tenant, created_by, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (jti) DO NOTHING
+RETURNING {TOKEN_COLUMNS}
+"""
+GET_TOKEN_SQL = f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE jti = $1"
+LIST_TOKENS_SQL = f"SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, jti"
+REVOKE_TOKEN_SQL = f"""
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE jti = $1
+RETURNING {TOKEN_COLUMNS}
 """
 
 # Leadership ------------------------------------------------------------------------------------
@@ -627,6 +666,31 @@ def _schedule(r: asyncpg.Record) -> Schedule:
         last_run_at=r["last_run_at"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
+    )
+
+
+def _user(r: asyncpg.Record) -> User:
+    return User(
+        username=r["username"],
+        role=Role(r["role"]),
+        tenant=r["tenant"],
+        password_hash=r["password_hash"],
+        disabled=r["disabled"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )
+
+
+def _token(r: asyncpg.Record) -> ApiToken:
+    return ApiToken(
+        jti=r["jti"],
+        name=r["name"],
+        role=Role(r["role"]),
+        tenant=r["tenant"],
+        created_by=r["created_by"],
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+        revoked_at=r["revoked_at"],
     )
 
 
@@ -1215,8 +1279,11 @@ class PostgresStore:
         )
 
     @_unavailable_as_store_error
-    async def touch_worker(self, worker_id: str, running: int) -> None:
-        await self.pool.execute(TOUCH_WORKER_SQL, worker_id, running)
+    async def touch_worker(self, worker_id: str, running: int, meta: JSON | None = None) -> None:
+        if meta is None:
+            await self.pool.execute(TOUCH_WORKER_SQL, worker_id, running)
+        else:
+            await self.pool.execute(TOUCH_WORKER_META_SQL, worker_id, running, meta)
 
     @_unavailable_as_store_error
     async def deregister_worker(self, worker_id: str) -> None:
@@ -1294,6 +1361,76 @@ class PostgresStore:
                 return None
             (res,) = await self._enqueue(conn, [job])
             return res.job
+
+    # -- users and API tokens ------------------------------------------------------------------
+
+    @_unavailable_as_store_error
+    async def create_user(self, user: User) -> User:
+        row = await self.pool.fetchrow(
+            INSERT_USER_SQL,
+            user.username,
+            Role(user.role).value,
+            user.tenant,
+            user.password_hash,
+            user.disabled,
+        )
+        if row is None:
+            raise AlreadyExists(f"user {user.username!r} already exists", field="username")
+        return _user(row)
+
+    @_unavailable_as_store_error
+    async def get_user(self, username: str) -> User | None:
+        row = await self.pool.fetchrow(GET_USER_SQL, username)
+        return None if row is None else _user(row)
+
+    @_unavailable_as_store_error
+    async def list_users(self) -> list[User]:
+        return [_user(r) for r in await self.pool.fetch(LIST_USERS_SQL)]
+
+    @_unavailable_as_store_error
+    async def set_user(self, user: User) -> User:
+        row = await self.pool.fetchrow(
+            UPDATE_USER_SQL,
+            user.username,
+            Role(user.role).value,
+            user.tenant,
+            user.password_hash,
+            user.disabled,
+        )
+        if row is None:
+            raise UserNotFound(f"user {user.username!r} not found", field="username")
+        return _user(row)
+
+    @_unavailable_as_store_error
+    async def create_api_token(self, token: ApiToken) -> ApiToken:
+        row = await self.pool.fetchrow(
+            INSERT_TOKEN_SQL,
+            token.jti,
+            token.name,
+            Role(token.role).value,
+            token.tenant,
+            token.created_by,
+            token.expires_at,
+        )
+        if row is None:
+            raise AlreadyExists(f"API token {token.jti!r} already exists", field="jti")
+        return _token(row)
+
+    @_unavailable_as_store_error
+    async def get_api_token(self, jti: str) -> ApiToken | None:
+        row = await self.pool.fetchrow(GET_TOKEN_SQL, jti)
+        return None if row is None else _token(row)
+
+    @_unavailable_as_store_error
+    async def list_api_tokens(self) -> list[ApiToken]:
+        return [_token(r) for r in await self.pool.fetch(LIST_TOKENS_SQL)]
+
+    @_unavailable_as_store_error
+    async def revoke_api_token(self, jti: str) -> ApiToken:
+        row = await self.pool.fetchrow(REVOKE_TOKEN_SQL, jti)
+        if row is None:
+            raise TokenNotFound(f"API token {jti!r} not found", field="jti")
+        return _token(row)
 
     # -- coordination and housekeeping ----------------------------------------------------------
 

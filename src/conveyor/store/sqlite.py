@@ -35,16 +35,20 @@ import aiosqlite
 import orjson
 
 from conveyor.errors import (
+    AlreadyExists,
     IllegalTransition,
     InvalidInput,
     JobNotFound,
     QueueFull,
     ScheduleNotFound,
     StoreUnavailable,
+    TokenNotFound,
+    UserNotFound,
 )
 from conveyor.ids import new_job_id
-from conveyor.models import JSON, Job, JobStatus, NewJob, ensure_transition
+from conveyor.models import JSON, Job, JobStatus, NewJob, Role, ensure_transition
 from conveyor.store.base import (
+    ApiToken,
     Completion,
     Enqueued,
     Failure,
@@ -56,6 +60,7 @@ from conveyor.store.base import (
     ReapedJob,
     Release,
     Schedule,
+    User,
     WorkerInfo,
 )
 
@@ -330,6 +335,7 @@ RETURNING {QUEUE_COLUMNS}
 WORKER_COLUMNS = "id, hostname, pid, queues, concurrency, started_at, last_seen_at, running, meta"
 REGISTER_WORKER = f"INSERT OR REPLACE INTO workers ({WORKER_COLUMNS}) VALUES ({', '.join('?' * 9)})"
 TOUCH_WORKER = "UPDATE workers SET last_seen_at = ?, running = ? WHERE id = ?"
+TOUCH_WORKER_META = "UPDATE workers SET last_seen_at = ?, running = ?, meta = ? WHERE id = ?"
 DEREGISTER_WORKER = "DELETE FROM workers WHERE id = ?"
 LIST_WORKERS = f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY id"
 PRUNE_WORKERS = "DELETE FROM workers WHERE last_seen_at < ?"
@@ -364,6 +370,35 @@ FIRE_SCHEDULE = """
 UPDATE schedules SET next_run_at = ?, last_run_at = ?, updated_at = ?
 WHERE name = ? AND next_run_at = ?
 RETURNING name
+"""
+
+# -- users and API tokens -----------------------------------------------------------------
+
+USER_COLUMNS = "username, role, tenant, password_hash, disabled, created_at, updated_at"
+INSERT_USER = f"""
+INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (username) DO NOTHING
+RETURNING {USER_COLUMNS}
+"""
+SELECT_USER = f"SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+LIST_USERS = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
+UPDATE_USER = f"""
+UPDATE users SET role = ?, tenant = ?, password_hash = ?, disabled = ?, updated_at = ?
+WHERE username = ?
+RETURNING {USER_COLUMNS}
+"""
+
+TOKEN_COLUMNS = "jti, name, role, tenant, created_by, created_at, expires_at, revoked_at"
+INSERT_TOKEN = f"""
+INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+ON CONFLICT (jti) DO NOTHING
+RETURNING {TOKEN_COLUMNS}
+"""
+SELECT_TOKEN = f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE jti = ?"
+LIST_TOKENS = f"SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, jti"
+REVOKE_TOKEN = f"""
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE jti = ?
+RETURNING {TOKEN_COLUMNS}
 """
 
 # -- leadership ---------------------------------------------------------------------------
@@ -529,6 +564,31 @@ def _row_to_schedule(r: Row) -> Schedule:
         last_run_at=_opt_from_us(r[11]),
         created_at=_opt_from_us(r[12]),
         updated_at=_opt_from_us(r[13]),
+    )
+
+
+def _row_to_user(r: Row) -> User:
+    return User(
+        username=r[0],
+        role=Role(r[1]),
+        tenant=r[2],
+        password_hash=r[3],
+        disabled=bool(r[4]),
+        created_at=_from_us(r[5]),
+        updated_at=_from_us(r[6]),
+    )
+
+
+def _row_to_token(r: Row) -> ApiToken:
+    return ApiToken(
+        jti=r[0],
+        name=r[1],
+        role=Role(r[2]),
+        tenant=r[3],
+        created_by=r[4],
+        created_at=_from_us(r[5]),
+        expires_at=_from_us(r[6]),
+        revoked_at=_opt_from_us(r[7]),
     )
 
 
@@ -1121,8 +1181,12 @@ class SQLiteStore:
         )
         await self._write(_exec(REGISTER_WORKER, params))
 
-    async def touch_worker(self, worker_id: str, running: int) -> None:
-        await self._write(_exec(TOUCH_WORKER, (_now_us(), running, worker_id)))
+    async def touch_worker(self, worker_id: str, running: int, meta: JSON | None = None) -> None:
+        if meta is None:
+            await self._write(_exec(TOUCH_WORKER, (_now_us(), running, worker_id)))
+        else:
+            params = (_now_us(), running, _dumps(meta), worker_id)
+            await self._write(_exec(TOUCH_WORKER_META, params))
 
     async def deregister_worker(self, worker_id: str) -> None:
         await self._write(_exec(DEREGISTER_WORKER, (worker_id,)))
@@ -1195,6 +1259,88 @@ class SQLiteStore:
         if ready:
             _wake(self._key, ready)
         return fired
+
+    # -- users and API tokens ------------------------------------------------------------
+
+    async def create_user(self, user: User) -> User:
+        now = _now_us()
+        params = (
+            user.username,
+            Role(user.role).value,
+            user.tenant,
+            user.password_hash,
+            int(user.disabled),
+            now,
+            now,
+        )
+
+        async def tx(conn: aiosqlite.Connection) -> list[Row]:
+            return await _fetch(conn, INSERT_USER, params)
+
+        rows = await self._write(tx)
+        if not rows:
+            raise AlreadyExists(f"user {user.username!r} already exists", field="username")
+        return _row_to_user(rows[0])
+
+    async def get_user(self, username: str) -> User | None:
+        rows = await self._read(SELECT_USER, (username,))
+        return _row_to_user(rows[0]) if rows else None
+
+    async def list_users(self) -> list[User]:
+        return [_row_to_user(r) for r in await self._read(LIST_USERS)]
+
+    async def set_user(self, user: User) -> User:
+        params = (
+            Role(user.role).value,
+            user.tenant,
+            user.password_hash,
+            int(user.disabled),
+            _now_us(),
+            user.username,
+        )
+
+        async def tx(conn: aiosqlite.Connection) -> list[Row]:
+            return await _fetch(conn, UPDATE_USER, params)
+
+        rows = await self._write(tx)
+        if not rows:
+            raise UserNotFound(f"user {user.username!r} not found", field="username")
+        return _row_to_user(rows[0])
+
+    async def create_api_token(self, token: ApiToken) -> ApiToken:
+        params = (
+            token.jti,
+            token.name,
+            Role(token.role).value,
+            token.tenant,
+            token.created_by,
+            _now_us(),
+            _to_us(token.expires_at),
+        )
+
+        async def tx(conn: aiosqlite.Connection) -> list[Row]:
+            return await _fetch(conn, INSERT_TOKEN, params)
+
+        rows = await self._write(tx)
+        if not rows:
+            raise AlreadyExists(f"API token {token.jti!r} already exists", field="jti")
+        return _row_to_token(rows[0])
+
+    async def get_api_token(self, jti: str) -> ApiToken | None:
+        rows = await self._read(SELECT_TOKEN, (jti,))
+        return _row_to_token(rows[0]) if rows else None
+
+    async def list_api_tokens(self) -> list[ApiToken]:
+        return [_row_to_token(r) for r in await self._read(LIST_TOKENS)]
+
+    async def revoke_api_token(self, jti: str) -> ApiToken:
+        async def tx(conn: aiosqlite.Connection) -> list[Row]:
+            return await _fetch(conn, REVOKE_TOKEN, (_now_us(), jti))
+
+        rows = await self._write(tx)
+        if not rows:
+            raise TokenNotFound(f"API token {jti!r} not found", field="jti")
+        return _row_to_token(rows[0])
 
     # -- coordination and housekeeping ---------------------------------------------------
 

