@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from conveyor import metrics
+from conveyor.coalesce import SubmitCoalescer
 from conveyor.config import Settings
 from conveyor.errors import InvalidInput
 from conveyor.ids import new_job_id
@@ -129,6 +130,7 @@ class JobService:
         self.settings = settings or Settings()
         self.known_types = known_types
         self.clock = clock
+        self._coalescer = SubmitCoalescer(store)
 
     # -- submitting --------------------------------------------------------------------
     def validate(self, job: NewJob) -> NewJob:
@@ -170,7 +172,8 @@ class JobService:
         return replace(job, run_at=run_at, timeout=float(timeout), id=job.id or new_job_id())
 
     async def submit(self, job: NewJob) -> Enqueued:
-        return (await self.submit_many([job]))[0]
+        """One job; concurrent calls share a store round trip (see SubmitCoalescer)."""
+        return await self._coalescer.submit(self.validate(job))
 
     async def submit_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """All or nothing: every job is validated before any is written."""

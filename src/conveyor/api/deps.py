@@ -29,12 +29,12 @@ async def current_principal() -> Principal:
     return ANONYMOUS_ADMIN
 
 
-def get_service(request: Request) -> JobService:
+async def get_service(request: Request) -> JobService:
     service: JobService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -1,0 +1,67 @@
+"""SubmitCoalescer: concurrent single submits share one store round trip and one commit.
+
+Each submit on PostgreSQL costs a commit, and a commit costs a WAL flush: measured on the
+dev VM, single-job submits top out near 700/s while batches of 1,000 reach ~11,000 jobs/s.
+Submits that arrive while a batch is being written wait for it and go together in the next
+one ("natural batching": no timer, so an idle server adds no delay; a busy one gets larger
+batches). Each caller still gets its own result: a batch the store refuses as a whole
+(e.g. one job's queue is full) is retried job by job, so one job's problem never becomes
+its neighbours'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from conveyor.errors import ConveyorError
+from conveyor.models import NewJob
+from conveyor.store.base import Enqueued, Store
+
+
+class SubmitCoalescer:
+    def __init__(self, store: Store, *, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._pending: list[tuple[NewJob, asyncio.Future[Enqueued]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, job: NewJob) -> Enqueued:
+        fut: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
+        self._pending.append((job, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await fut
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                results = await self.store.enqueue_many([job for job, _ in batch])
+            except ConveyorError as exc:
+                if len(batch) == 1:
+                    _fail(batch[0][1], exc)
+                    continue
+                for job, fut in batch:
+                    await self._one(job, fut)
+            except Exception as exc:  # the store is down: every caller hears it
+                for _, fut in batch:
+                    _fail(fut, exc)
+            else:
+                for (_, fut), result in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+
+    async def _one(self, job: NewJob, fut: asyncio.Future[Enqueued]) -> None:
+        try:
+            (result,) = await self.store.enqueue_many([job])
+        except Exception as exc:
+            _fail(fut, exc)
+        else:
+            if not fut.done():
+                fut.set_result(result)
+
+
+def _fail(fut: asyncio.Future[Enqueued], exc: BaseException) -> None:
+    if not fut.done():  # a caller that gave up (client disconnected) is not told
+        fut.set_exception(exc)
