@@ -19,6 +19,7 @@ import uvicorn
 
 from conveyor import probes
 from conveyor.app import App
+from conveyor.cli_auth import bootstrap_admin, dev_settings, login_help, token, user
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.logs import configure_logging
@@ -231,8 +232,18 @@ def server(store_url: str | None, host: str, port: int, access_log: bool) -> Non
     from conveyor.api import create_app
 
     settings = _settings(store_url)
+    try:
+        api = create_app(settings)
+    except ConveyorError as exc:  # e.g. auth on and no signing key: refuse to start
+        raise click.ClickException(exc.message) from exc
+    if not settings.auth_enabled:
+        click.echo(
+            "WARNING: auth is disabled (CONVEYOR_AUTH_ENABLED=false): anyone who "
+            "reaches this port is an admin",
+            err=True,
+        )
     uvicorn.run(
-        create_app(settings),
+        api,
         host=host,
         port=port,
         access_log=access_log,
@@ -254,12 +265,13 @@ def dev(
     from conveyor.api import create_app
 
     app = load_app(app_target)
-    app.settings = _settings(store_url or app.settings.store_url)
+    app.settings = dev_settings(_settings(store_url or app.settings.store_url))
     configure_logging(app.settings.log_level, "console")
 
     async def go() -> None:
         async with app:
             applied = await app.store.migrate()
+            admin_password = await bootstrap_admin(app.store, app.settings)
             w = app.worker(concurrency=concurrency)
             sched = Scheduler(app.store, app.settings)
             api = _EmbeddedServer(
@@ -287,9 +299,15 @@ def dev(
                 f"Conveyor dev: store {app.settings.store_url}"
                 f"{' (migrated: ' + ', '.join(applied) + ')' if applied else ''}\n"
                 f"  handlers: {', '.join(sorted(app.registry.names()))}\n"
+                f"  dashboard: http://{host}:{port}/  (metrics: /metrics)\n"
                 f"  API docs: http://{host}:{port}/docs\n"
                 f"  submit a job: conveyor enqueue demo.echo --payload '{{\"hello\": 1}}'\n"
-                f"  Ctrl-C stops gracefully."
+                + (
+                    login_help(f"http://{host}:{port}", admin_password) + "\n"
+                    if app.settings.auth_enabled
+                    else "  auth: DISABLED (CONVEYOR_AUTH_ENABLED=false)\n"
+                )
+                + "  Ctrl-C stops gracefully."
             )
             await asyncio.gather(w.run(), sched.run(), api.serve())
 
@@ -430,6 +448,10 @@ def bench(
             duration=duration,
         )
     )
+
+
+main.add_command(user)
+main.add_command(token)
 
 
 if __name__ == "__main__":  # pragma: no cover

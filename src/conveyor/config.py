@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     retry_base: float = Field(default=1.0, gt=0)
     retry_cap: float = Field(default=3600.0, gt=0)
 
+    # circuit breakers, per job type in each worker (conveyor.worker.breaker)
+    breaker_enabled: bool = True
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_window: float = Field(default=60.0, gt=0)  # seconds of recent outcomes
+    breaker_open_seconds: float = Field(default=30.0, gt=0)  # before a half-open probe
+
     # limits
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     max_timeout: float = Field(default=7 * 86_400.0, gt=0)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import time
@@ -230,6 +231,10 @@ def add_breaker_source(source: Callable[[], Iterable[tuple[str, str]]]) -> Calla
     return remove
 
 
+def _board_states(board: Any) -> Iterable[tuple[str, str]]:
+    return [(t, str(state)) for t, state in board.states().items()]
+
+
 class ProcessCollector(Collector):
     """Running jobs and free slots per worker, scheduler leadership and breaker states of the
     objects alive in this process."""
@@ -254,7 +259,12 @@ class ProcessCollector(Collector):
                 leader.add_metric([s.holder], 1.0 if s.is_leader else 0.0)
             yield leader
         states: dict[str, float] = {}
-        for source in list(_breaker_sources):
+        sources = list(_breaker_sources)
+        for w in list(_workers):
+            board = getattr(w, "breakers", None)  # worker.breaker.BreakerBoard
+            if board is not None and getattr(board, "enabled", False):
+                sources.append(functools.partial(_board_states, board))
+        for source in sources:
             try:
                 pairs = list(source())
             except Exception:  # a broken source must not break the scrape

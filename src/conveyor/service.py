@@ -19,7 +19,7 @@ import orjson
 from conveyor import metrics
 from conveyor.coalesce import SubmitCoalescer
 from conveyor.config import Settings
-from conveyor.errors import InvalidInput
+from conveyor.errors import InvalidInput, JobNotFound
 from conveyor.ids import new_job_id
 from conveyor.models import (
     DEFAULT_MAX_RETRIES,
@@ -171,11 +171,35 @@ class JobService:
             _name(job.tenant, "tenant")
         return replace(job, run_at=run_at, timeout=float(timeout), id=job.id or new_job_id())
 
-    async def submit(self, job: NewJob) -> Enqueued:
-        """One job; concurrent calls share a store round trip (see SubmitCoalescer)."""
-        return await self._coalescer.submit(self.validate(job))
+    # -- tenant confinement --------------------------------------------------------------
+    # `tenant` arguments below are the caller's scope (a USER principal's tenant); None means
+    # unconfined (ADMIN, in-process code). A confined caller's jobs carry its tenant, and a job
+    # of another tenant is reported exactly like a missing one, so ids cannot be probed.
 
-    async def submit_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
+    @staticmethod
+    def _confine(job: NewJob, tenant: str | None) -> NewJob:
+        if tenant is None:
+            return job
+        # unique_key dedupe is per tenant: another tenant's live job with the same key must
+        # neither be returned nor block this submit.
+        key = None if job.unique_key is None else f"{tenant}/{job.unique_key}"
+        return replace(job, tenant=tenant, unique_key=key)
+
+    async def _visible(self, job_id: uuid.UUID, tenant: str | None) -> Job:
+        job = await self.store.get_job(job_id)
+        if tenant is not None and job.tenant != tenant:
+            raise JobNotFound(f"job {job_id} not found")
+        return job
+
+    async def submit(self, job: NewJob, *, tenant: str | None = None) -> Enqueued:
+        """One job; concurrent calls share a store round trip (see SubmitCoalescer)."""
+        result = await self._coalescer.submit(self._confine(self.validate(job), tenant))
+        metrics.count_enqueued((result,))
+        return result
+
+    async def submit_many(
+        self, jobs: Sequence[NewJob], *, tenant: str | None = None
+    ) -> list[Enqueued]:
         """All or nothing: every job is validated before any is written."""
         if not jobs:
             raise InvalidInput("no jobs given", field="jobs")
@@ -191,18 +215,26 @@ class JobService:
                 raise InvalidInput(
                     f"jobs[{i}]: {exc.message}", field=f"jobs[{i}].{exc.field}"
                 ) from exc
+        checked = [self._confine(j, tenant) for j in checked]
         results = await self.store.enqueue_many(checked)
         metrics.count_enqueued(results)
         return results
 
     # -- reading -----------------------------------------------------------------------
-    async def get(self, job_id: uuid.UUID) -> Job:
-        return await self.store.get_job(job_id)
+    async def get(self, job_id: uuid.UUID, *, tenant: str | None = None) -> Job:
+        return await self._visible(job_id, tenant)
 
     async def list_jobs(
-        self, flt: JobFilter, *, limit: int = 50, cursor: uuid.UUID | None = None
+        self,
+        flt: JobFilter,
+        *,
+        limit: int = 50,
+        cursor: uuid.UUID | None = None,
+        tenant: str | None = None,
     ) -> JobPage:
         _int(limit, "limit", 1, MAX_PAGE)
+        if tenant is not None:
+            flt = replace(flt, tenant=tenant)
         for key in ("queue", "type", "tag", "tenant"):
             value = getattr(flt, key)
             if value is not None:
@@ -213,17 +245,25 @@ class JobService:
             flt = replace(flt, created_before=_aware(flt.created_before, "created_before"))
         return await self.store.list_jobs(flt, limit=limit, cursor=cursor)
 
-    async def events(self, job_id: uuid.UUID) -> list[JobEvent]:
+    async def events(self, job_id: uuid.UUID, *, tenant: str | None = None) -> list[JobEvent]:
+        if tenant is not None:
+            await self._visible(job_id, tenant)
         return await self.store.job_events(job_id)
 
     # -- operator actions --------------------------------------------------------------
-    async def cancel(self, job_id: uuid.UUID) -> Job:
+    async def cancel(self, job_id: uuid.UUID, *, tenant: str | None = None) -> Job:
+        if tenant is not None:
+            await self._visible(job_id, tenant)  # a job's tenant never changes: no race
         job = await self.store.cancel(job_id)
         metrics.job_series(job.queue, job.type).cancelled.inc()
         return job
 
-    async def retry(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
+    async def retry(
+        self, job_id: uuid.UUID, payload: JSON | None = None, *, tenant: str | None = None
+    ) -> Job:
         """Requeue a dead job, optionally with an edited payload."""
+        if tenant is not None:
+            await self._visible(job_id, tenant)
         if payload is not None:
             check_json_object(payload, "payload", self.settings.max_payload_bytes)
         return await self.store.requeue_dead(job_id, payload)

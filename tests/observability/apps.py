@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from conveyor import App, JobContext
+from conveyor import App, JobContext, NonRetryable
 
 app = App()
 
@@ -24,6 +24,14 @@ async def flaky(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return {"attempt": ctx.attempt}
 
 
-@app.job("obs.fail", max_retries=1)
+@app.job("obs.fail", queue="critical", max_retries=1)
 def fail(payload: dict[str, Any]) -> None:
     raise RuntimeError(f"permanent failure for {payload.get('n')}")
+
+
+@app.job("obs.check", queue="critical", max_retries=0)
+def check(payload: dict[str, Any]) -> dict[str, Any]:
+    """Dead-letters until an operator fixes the payload (edit-and-requeue in the dashboard)."""
+    if not payload.get("fixed"):
+        raise NonRetryable(f"order {payload.get('order')} has no shipping address")
+    return {"shipped": payload.get("order")}

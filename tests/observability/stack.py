@@ -42,7 +42,10 @@ def base_env(store_url: str, extra: Mapping[str, str] | None = None) -> dict[str
         "CONVEYOR_METRICS_REFRESH_INTERVAL": "0.5",
         "CONVEYOR_AUTH_ENABLED": "false",
         "CONVEYOR_RATE_LIMIT_ENABLED": "false",
-        "PYTHONPATH": str(REPO),
+        # Breakers watch and report (conveyor_circuit_state) but never open: the tests count
+        # exact outcomes, which deferred jobs would shift.
+        "CONVEYOR_BREAKER_MIN_CALLS": "1000000",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     env.update(extra or {})
     return env

@@ -16,7 +16,7 @@ class PasswordHasher:
 
     def __init__(self, hasher: _Argon2 | None = None) -> None:
         self._h = hasher or _Argon2()
-        self._dummy = self._h.hash("conveyor-dummy-password")
+        self._dummy: str | None = None  # made on first need: hashing costs ~0.2 s
 
     def hash(self, password: str) -> str:
         return self._h.hash(password)
@@ -24,8 +24,10 @@ class PasswordHasher:
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """False on a mismatch, a malformed hash, or no hash at all (then a dummy hash is
         verified anyway, to keep the timing the same)."""
+        if stored_hash is None and self._dummy is None:
+            self._dummy = self._h.hash("conveyor-dummy-password")
         try:
-            return self._h.verify(stored_hash or self._dummy, password) and stored_hash is not None
+            return self._h.verify(stored_hash or self._dummy or "", password) and bool(stored_hash)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -104,7 +104,8 @@ class RateLimiter:
             ok = await self._strategy.hit(item, *key)
             stats = await self._strategy.get_window_stats(item, *key)
         except (StorageError, OSError, ConnectionError) as exc:
-            return self._outage(exc)
+            self._outage(exc)
+            return None
         return Decision(ok, item.amount, stats.remaining, max(0.0, stats.reset_time - time.time()))
 
     async def peek(self, item: RateLimitItem, *key: str) -> Decision | None:
@@ -113,7 +114,8 @@ class RateLimiter:
             ok = await self._strategy.test(item, *key)
             stats = await self._strategy.get_window_stats(item, *key)
         except (StorageError, OSError, ConnectionError) as exc:
-            return self._outage(exc)
+            self._outage(exc)
+            return None
         return Decision(ok, item.amount, stats.remaining, max(0.0, stats.reset_time - time.time()))
 
     async def clear(self, item: RateLimitItem, *key: str) -> None:

@@ -51,7 +51,7 @@ def generate_password() -> str:
 
 def _role(value: object) -> Role:
     try:
-        return Role(value)
+        return Role(str(value))
     except ValueError:
         raise InvalidInput(
             f"role must be one of {', '.join(r.value for r in Role)} (got {value!r})", field="role"
@@ -90,15 +90,25 @@ class AuthService:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`codec` is built from settings when not given; it raises ConfigError if auth is on
-        and no usable key is configured, so a misconfigured server fails at start-up."""
+        """`codec` is built from settings on first use (managing users needs no signing key);
+        a server calls `check_config()` at start so a missing key fails before it serves."""
         self.store = store
         self.settings = settings
-        self.codec = codec or TokenCodec.from_settings(settings)
+        self._codec = codec
         self.hasher = hasher or PasswordHasher()
         self.limiter = limiter or RateLimiter(settings)
         self.clock = clock
         self._api_cache: dict[str, tuple[float, ApiToken]] = {}
+
+    @property
+    def codec(self) -> TokenCodec:
+        if self._codec is None:
+            self._codec = TokenCodec.from_settings(self.settings)
+        return self._codec
+
+    def check_config(self) -> None:
+        """Raise ConfigError now if tokens could not be issued or verified."""
+        _ = self.codec
 
     # -- logging in --------------------------------------------------------------------
     async def login(self, username: str, password: str) -> TokenPair:

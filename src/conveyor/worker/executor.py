@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import time
 import traceback
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from conveyor.config import Settings
 from conveyor.models import Job, NonRetryable, Retry, RetryPolicy
 from conveyor.scheduler.maintenance import run_maintenance
 from conveyor.store.base import Completion, Failure, Lease, Release, Store, WorkerInfo
+from conveyor.worker.breaker import BreakerBoard, BreakerConfig
 from conveyor.worker.context import JobContext
 from conveyor.worker.outcomes import Outcome, OutcomeBatcher
 from conveyor.worker.registry import JobDefinition, Registry
@@ -91,6 +93,16 @@ class Worker:
         self._outcomes = OutcomeBatcher(store, on_flushed=self._on_flushed)
         self._batch_size = max(1, min(self.concurrency, 500))
         self.processed = 0
+        self.breakers = BreakerBoard(
+            BreakerConfig(
+                failure_rate=s.breaker_failure_rate,
+                min_calls=s.breaker_min_calls,
+                window=s.breaker_window,
+                open_for=s.breaker_open_seconds,
+            ),
+            enabled=s.breaker_enabled,
+            on_transition=self._breaker_moved,
+        )
         # Metric children of each held job, so an outcome is counted once its flush applied.
         self._series: dict[uuid.UUID, tuple[metrics.JobSeries, Job]] = {}
         # Liveness: the fetch loop stamps each round; waiting for a free slot is not a stall.
@@ -130,6 +142,8 @@ class Worker:
         await self.store.register_worker(self._info())
         self.registered = True
         metrics.track_worker(self)
+        for d in self.registry:  # series at 0 from the start, so rate() sees the first job
+            metrics.job_series(d.queue, d.name)
         log.info(
             "worker started", worker_id=self.id, queues=self.queues, concurrency=self.concurrency
         )
@@ -239,6 +253,10 @@ class Worker:
                 )
             )
             return
+        if not self.breakers.allow(job.type):
+            self._defer(job)
+            return
+        breaker = self.breakers.get(job.type) if self.breakers.enabled else None
         ctx = JobContext(
             job_id=job.id,
             type=job.type,
@@ -256,19 +274,30 @@ class Worker:
                 result = await self._call(definition, job, ctx)
             orjson.dumps(result)  # a result the store cannot keep is the handler's failure
         except asyncio.CancelledError:
+            if breaker is not None:
+                breaker.abandon()
             self._on_cancelled(job, ctx)
             return
         except NonRetryable as exc:
+            # The job's own input is bad, which says nothing about its dependencies' health.
+            if breaker is not None:
+                breaker.abandon()
             self._fail(job, ctx, exc, retryable=False)
         except TimeoutError as exc:
+            if breaker is not None:
+                breaker.record(False)
             if deadline.expired():
                 ctx.cancelled.set()
                 self._fail(job, ctx, exc, summary=f"timed out after {job.timeout:g}s")
             else:
                 self._fail(job, ctx, exc)
         except Exception as exc:
+            if breaker is not None:
+                breaker.record(False)
             self._fail(job, ctx, exc)
         else:
+            if breaker is not None:
+                breaker.record(True)
             self._outcomes.add(Completion(job.id, job.lease_token, result))
             ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
         held = self._series.get(job.id)
@@ -281,6 +310,23 @@ class Worker:
             return await d.handler(*args)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, partial(d.handler, *args))
+
+    def _defer(self, job: Job) -> None:
+        """Hand a job of an open breaker's type back for later, without charging its attempt.
+        A little jitter keeps a backlog of deferred jobs from all returning in one instant."""
+        delay = self.breakers.get(job.type).retry_in()
+        delay += random.uniform(0, min(1.0, self.breakers.config.open_for / 10))
+        run_at = datetime.now(UTC) + timedelta(seconds=delay)
+        self._outcomes.add(Release(job.id, job.lease_token, run_at=run_at, reason="circuit open"))
+
+    def _breaker_moved(self, job_type: str, old: Any, new: Any) -> None:
+        log.warning(
+            "circuit breaker changed state",
+            worker_id=self.id,
+            type=job_type,
+            old=str(old),
+            new=str(new),
+        )
 
     def _on_cancelled(self, job: Job, ctx: JobContext) -> None:
         ctx.cancelled.set()
@@ -357,7 +403,7 @@ class Worker:
             leases = [Lease(i, t) for i, t in self._held.items()]
             try:
                 still = set(await self.store.heartbeat(self.id, leases, s.lease_seconds))
-                await self.store.touch_worker(self.id, len(self._running))
+                await self.store.touch_worker(self.id, len(self._running), self._meta())
             except Exception:
                 log.exception("heartbeat failed", worker_id=self.id)
                 continue
@@ -404,5 +450,9 @@ class Worker:
             concurrency=self.concurrency,
             started_at=self.started_at,
             last_seen_at=now,
-            meta={"types": sorted(self.registry.names())},
+            meta=self._meta(),
         )
+
+    def _meta(self) -> dict[str, Any]:
+        """What the registry row shows about this worker (GET /v1/workers)."""
+        return {"types": sorted(self.registry.names()), "breakers": self.breakers.snapshot()}

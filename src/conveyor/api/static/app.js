@@ -10,6 +10,7 @@
 const POLL_MS = 2000;
 const TOKEN_KEY = "conveyor.token";
 const USER_KEY = "conveyor.user";
+const REFRESH_KEY = "conveyor.refresh";
 const STATUSES = ["queued", "scheduled", "running", "retrying", "completed", "dead", "cancelled"];
 const TERMINAL = new Set(["completed", "dead", "cancelled"]);
 
@@ -73,7 +74,28 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+let refreshing = null;
+
+/* Access tokens are short-lived: on a 401, trade the refresh token for a new pair once
+ * (shared by concurrent requests), and only then send the operator back to the login. */
+async function refreshToken() {
+  const rt = sessionStorage.getItem(REFRESH_KEY);
+  if (!rt) return false;
+  refreshing = refreshing || fetch("/v1/auth/refresh", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify({ refresh_token: rt }),
+  }).then(async (resp) => {
+    if (!resp.ok) return false;
+    const data = await resp.json();
+    sessionStorage.setItem(TOKEN_KEY, data.access_token);
+    if (data.refresh_token) sessionStorage.setItem(REFRESH_KEY, data.refresh_token);
+    return true;
+  }).catch(() => false).finally(() => { setTimeout(() => { refreshing = null; }, 0); });
+  return refreshing;
+}
+
+async function api(method, path, body, retried) {
   const headers = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -82,8 +104,12 @@ async function api(method, path, body) {
   let data = null;
   const text = await resp.text();
   if (text) { try { data = JSON.parse(text); } catch { data = { detail: text }; } }
+  if (resp.status === 401 && token && !retried && await refreshToken()) {
+    return api(method, path, body, true);
+  }
   if (resp.status === 401) {
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(REFRESH_KEY);
     showLogin(token ? "Your session has expired; please sign in again." : "");
     throw new ApiError(401, data);
   }
@@ -165,6 +191,7 @@ async function login(ev) {
       return;
     }
     sessionStorage.setItem(TOKEN_KEY, data.access_token);
+    if (data.refresh_token) sessionStorage.setItem(REFRESH_KEY, data.refresh_token);
     sessionStorage.setItem(USER_KEY, username);
     $("login-pass").value = "";
     authMode = "token";
@@ -176,6 +203,7 @@ async function login(ev) {
 
 function logout() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(REFRESH_KEY);
   sessionStorage.removeItem(USER_KEY);
   stopPolling();
   showLogin("Signed out.");
@@ -259,17 +287,24 @@ function setParams(params) {
 }
 
 /* ---------- Overview ---------- */
+function niceCeil(v) {
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
 function throughputChart(history) {
   const W = 720, H = 190, L = 34, B = 20, T = 8;
   const pts = history.points || [];
-  const max = Math.max(1, ...pts.map((p) => p.completed + p.dead));
+  const tick = niceCeil(Math.max(4, ...pts.map((p) => p.completed + p.dead)) / 4);
+  const max = tick * 4;
   const step = (W - L) / Math.max(pts.length, 1);
   const y = (v) => H - B - ((H - B - T) * v) / max;
   const g = [];
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4;
     g.push(svg("line", { class: "grid", x1: L, x2: W, y1: y(v), y2: y(v) }));
-    g.push(svg("text", { class: "axis", x: L - 6, y: y(v) + 3, "text-anchor": "end" }, Math.round(v).toLocaleString()));
+    g.push(svg("text", { class: "axis", x: L - 6, y: y(v) + 3, "text-anchor": "end" }, v.toLocaleString()));
   }
   pts.forEach((p, i) => {
     const x = L + i * step + 1;
@@ -354,7 +389,7 @@ views.jobs = async (r) => {
   }
   const queues = (await get("/v1/queues")).queues.map((x) => x.name);
   const filters = h("form", { class: "filters", onsubmit: (ev) => { ev.preventDefault(); applyJobFilters(); } },
-    h("input", { type: "search", id: "job-search", placeholder: "Search: job id, type, or tag (schedule:name)", value: search }),
+    h("input", { type: "search", id: "job-search", placeholder: "Search by job id, type or tag (schedule:name)", value: search }),
     h("select", { id: "job-status", onchange: applyJobFilters },
       h("option", { value: "" }, "Any status"),
       ...STATUSES.map((s) => h("option", { value: s, selected: p.get("status") === s }, s))),

@@ -1,0 +1,202 @@
+"""HTTP side of auth: who is calling (AuthGate, before anything else runs), may they
+(`require(action)` on every route), and how fast (rate limits, in the same gate).
+
+Authentication and rate limiting are one pure-ASGI middleware placed outside the body gate, so
+a request without valid credentials or over its limit is answered before its body is read,
+parsed or validated, and never reaches the store. Authorization needs the route's action, so
+it is a dependency; the decision itself is `conveyor.security.policy.check`, the one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor.api.errors import domain_problem
+from conveyor.errors import ConveyorError, RateLimited, Unauthenticated
+from conveyor.security.policy import AUTH_DISABLED_PRINCIPAL, Action, Principal, check
+from conveyor.security.ratelimit import Decision, RateLimiter
+from conveyor.security.service import AuthService
+
+log = structlog.get_logger("conveyor.api")
+
+# Probes and scrapes are not rate limited: an orchestrator must always learn the truth.
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PRINCIPAL_KEY = "principal"
+
+
+# -- per route ----------------------------------------------------------------------------
+
+
+def require(action: Action) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that returns the caller if the policy table allows `action` for its role,
+    else raises Unauthenticated (401) or Forbidden (403). Tagged with the action so the role
+    matrix test can read every route's requirement from `app.routes`."""
+
+    async def dependency(request: Request) -> Principal:
+        return check(request.scope.get("state", {}).get(PRINCIPAL_KEY), action)
+
+    dependency.__name__ = f"require_{action.value.replace('.', '_')}"
+    dependency.conveyor_action = action  # type: ignore[attr-defined]
+    return dependency
+
+
+async def public() -> None:
+    """Marks a route that anyone may call (probes, login, the dashboard's static page)."""
+
+
+public.conveyor_public = True  # type: ignore[attr-defined]
+
+
+# -- per request --------------------------------------------------------------------------
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The token of an `Authorization: Bearer …` header; "" for any other scheme."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+class AuthGate:
+    """Authenticates the bearer token (if any), applies the caller's rate limit, records the
+    principal in the request scope and adds RateLimit-* headers to the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+        auth: AuthService | None = getattr(state, "auth", None)
+        limiter: RateLimiter | None = getattr(state, "limiter", None)
+        try:
+            principal = await self._authenticate(scope, auth)
+            decision = await self._limit(scope, limiter, principal)
+        except ConveyorError as exc:
+            await domain_problem(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _authenticate(scope: Scope, auth: AuthService | None) -> Principal | None:
+        if auth is None:  # auth disabled by configuration
+            return AUTH_DISABLED_PRINCIPAL
+        token = _bearer(scope)
+        if token is None:
+            return None  # anonymous: public routes work, `require` answers 401 elsewhere
+        if not token:
+            raise Unauthenticated("use Authorization: Bearer <token>")
+        try:
+            return await auth.authenticate(token)
+        except Unauthenticated as exc:
+            # The reason (expired, bad signature...) is for operators; never log the token.
+            cause = exc.__cause__
+            log.info(
+                "authentication failed",
+                path=scope.get("path"),
+                reason=type(cause).__name__ if cause else exc.message,
+            )
+            raise
+
+    @staticmethod
+    async def _limit(
+        scope: Scope, limiter: RateLimiter | None, principal: Principal | None
+    ) -> Decision | None:
+        if limiter is None or scope.get("path") in UNLIMITED_PATHS:
+            return None
+        if principal is None or principal is AUTH_DISABLED_PRINCIPAL:
+            client = scope.get("client")
+            key: tuple[str, ...] = ("ip", client[0] if client else "unknown")
+            item = limiter.by_role[None]
+        else:
+            key = ("principal", principal.role.value, principal.name)
+            item = limiter.by_role[principal.role]
+        decision = await limiter.hit(item, *key)
+        if decision is not None and not decision.allowed:
+            raise RateLimited(
+                f"rate limit of {item} exceeded; retry after {decision.retry_after}s",
+                retry_after=decision.reset_after,
+                limit=decision.limit,
+                reset_after=decision.reset_after,
+            )
+        return decision
+
+
+# -- OpenAPI ------------------------------------------------------------------------------
+
+
+def route_requirement(route: Any) -> Action | bool | None:
+    """The Action a route requires, True for a public route, None when it declares neither
+    (which the role matrix test treats as a failure)."""
+    stack = list(route.dependant.dependencies)
+    found: Action | bool | None = None
+    while stack:
+        dep = stack.pop()
+        call = dep.call
+        if getattr(call, "conveyor_public", False):
+            found = True
+        action = getattr(call, "conveyor_action", None)
+        if action is not None:
+            return Action(action)
+        stack.extend(dep.dependencies)
+    return found
+
+
+_SECURITY_RESPONSES: Mapping[str, str] = {
+    "401": "Missing, invalid, expired or revoked token",
+    "403": "The token's role may not do this",
+    "429": "Rate limited (see Retry-After and RateLimit-* headers)",
+    "503": "The rate limiter is unavailable and the server fails closed",
+}
+
+
+def document_security(spec: dict[str, Any], routes: list[Any]) -> None:
+    """Declare bearer auth in the spec, and the 401/403/429 answers of protected operations."""
+    components = spec.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["bearerAuth"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    problem_ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for route in routes:
+        methods = getattr(route, "methods", None)
+        if not methods or not hasattr(route, "dependant") or not route.include_in_schema:
+            continue
+        requirement = route_requirement(route)
+        path_item = spec.get("paths", {}).get(route.path_format, {})
+        for method in methods:
+            op = path_item.get(method.lower())
+            if op is None:
+                continue
+            responses = op.setdefault("responses", {})
+            codes = ["429", "503"]
+            if isinstance(requirement, Action):
+                op["security"] = [{"bearerAuth": []}]
+                codes = ["401", "403", *codes]
+            else:
+                codes = ["401", *codes]  # a malformed token is refused even on public routes
+            for code in codes:
+                responses.setdefault(
+                    code, {"description": _SECURITY_RESPONSES[code], "content": problem_ref}
+                )

@@ -1,0 +1,204 @@
+"""Metrics in-process, on SQLite: counted once at the right moment, labelled by queue and type,
+state gauges read from live objects, store stats from a cache, HTTP routes by template."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from conveyor import App, JobContext, NonRetryable, metrics
+from conveyor.api.observability import HttpMetrics
+from conveyor.worker import Worker
+from tests.e2e.conftest import fast_settings
+from tests.helpers import wait_until
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def app(sqlite_url: str) -> AsyncIterator[App]:
+    a = App(settings=fast_settings(sqlite_url))
+    await a.open(migrate=True)
+    try:
+        yield a
+    finally:
+        await a.close()
+
+
+async def test_job_counters_follow_outcomes(app: App) -> None:
+    queue = f"q{uuid.uuid4().hex[:8]}"  # fresh labels: the registry is process-wide
+
+    @app.job("m.ok", queue=queue)
+    async def ok(payload: dict[str, Any]) -> None:
+        await asyncio.sleep(0.01)
+
+    @app.job("m.flaky", queue=queue, max_retries=2)
+    async def flaky(payload: dict[str, Any], ctx: JobContext) -> None:
+        if ctx.attempt == 1:
+            raise RuntimeError("once")
+
+    @app.job("m.bad", queue=queue)
+    async def bad(payload: dict[str, Any]) -> None:
+        raise NonRetryable("never")
+
+    jobs = await app.enqueue_many(
+        [app.new_job("m.ok") for _ in range(5)]
+        + [app.new_job("m.flaky"), app.new_job("m.bad"), app.new_job("m.ok", unique_key="k")]
+    )
+    await app.enqueue("m.ok", unique_key="k")  # a dedupe hit: not a new job
+    later = await app.enqueue("m.ok", run_at=None, priority=0, max_retries=0)
+    await app.service.cancel(later.id)
+
+    def c(metric: str, type: str) -> float:
+        return sample(f"conveyor_jobs_{metric}_total", queue=queue, type=type)
+
+    assert c("enqueued", "m.ok") == 7
+    assert c("cancelled", "m.ok") == 1
+    async with running(app.worker(concurrency=4)):
+
+        async def done() -> bool:
+            got = [await app.store.get_job(j.id) for j in jobs]
+            return all(j.status.terminal for j in got)
+
+        await wait_until(done, timeout=10, message="all jobs to finish")
+        await wait_until(lambda: c("dead", "m.bad") == 1, message="dead counted")
+    assert c("started", "m.ok") == 6
+    assert c("completed", "m.ok") == 6
+    assert (c("failed", "m.flaky"), c("retried", "m.flaky"), c("completed", "m.flaky")) == (1, 1, 1)
+    assert (c("failed", "m.bad"), c("retried", "m.bad"), c("dead", "m.bad")) == (1, 0, 1)
+    labels = {"queue": queue, "type": "m.ok"}
+    assert sample("conveyor_job_duration_seconds_count", **labels) == 6
+    assert sample("conveyor_job_wait_seconds_count", **labels) == 6
+    # run time observed around the handler: at least its 10 ms sleep each
+    assert sample("conveyor_job_duration_seconds_sum", **labels) >= 0.06
+
+
+async def test_worker_gauges_live_and_vanish(app: App) -> None:
+    gate = asyncio.Event()
+
+    @app.job("m.block")
+    async def block(payload: dict[str, Any]) -> None:
+        await gate.wait()
+
+    await app.enqueue_many([app.new_job("m.block") for _ in range(3)])
+    worker = app.worker(concurrency=5, worker_id=f"w-{uuid.uuid4().hex[:6]}")
+    async with running(worker):
+        await wait_until(
+            lambda: sample("conveyor_worker_running_jobs", worker=worker.id) == 3,
+            message="three running",
+        )
+        assert sample("conveyor_worker_free_slots", worker=worker.id) == 2
+        assert worker.liveness() is None
+        gate.set()
+    assert REGISTRY.get_sample_value("conveyor_worker_running_jobs", {"worker": worker.id}) is None
+    assert worker.liveness() == "worker has stopped"
+
+
+async def test_store_stats_cache_and_history(app: App) -> None:
+    stats = metrics.StoreStats()
+    assert list(stats.collect()) == []  # nothing until refreshed: absent, not zero
+    await app.enqueue_many([app.new_job("x.y", queue="depth") for _ in range(4)])
+    await stats.refresh(app.store, alive_within=60)
+    fams = {f.name: f for f in stats.collect()}
+    depth = {
+        (s.labels["queue"], s.labels["status"]): s.value
+        for s in fams["conveyor_queue_depth"].samples
+    }
+    assert depth[("depth", "queued")] == 4
+    assert depth[("depth", "dead")] == 0  # every status present, zeros included
+    assert fams["conveyor_workers_alive"].samples[0].value == 0
+
+    now = time.time()
+    stats.history.clear()
+    stats.history.extend([(now - 130, 10, 1), (now - 70, 40, 1), (now - 5, 35, 4), (now, 50, 4)])
+    points = stats.throughput(buckets=5, bucket_seconds=60)
+    assert len(points) == 5
+    assert sum(p["completed"] for p in points) == 30 + 0 + 15  # a drop (pruning) counts as 0
+    assert sum(p["dead"] for p in points) == 3
+
+
+def test_job_series_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metrics, "_series", {})
+    monkeypatch.setattr(metrics, "MAX_JOB_SERIES", 2)
+    a = metrics.job_series("q", "a")
+    assert metrics.job_series("q", "a") is a
+    metrics.job_series("q", "b")
+    assert metrics.job_series("q", "c") is metrics.job_series("q", "d")  # both overflow
+    assert set(metrics._series) == {("q", "a"), ("q", "b"), ("q", metrics.OVERFLOW_LABEL)}
+
+
+async def test_http_metrics_use_route_templates() -> None:
+    api = FastAPI()
+
+    @api.get("/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    api.add_middleware(HttpMetrics)
+    before = sample(
+        "conveyor_http_requests_total", method="GET", route="/things/{thing_id}", status="200"
+    )
+    unmatched = sample(
+        "conveyor_http_requests_total", method="GET", route="unmatched", status="404"
+    )
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        for i in range(3):
+            assert (await http.get(f"/things/{uuid.uuid4()}-{i}")).status_code == 200
+        assert (await http.get(f"/nowhere/{uuid.uuid4()}")).status_code == 404
+    after = sample(
+        "conveyor_http_requests_total", method="GET", route="/things/{thing_id}", status="200"
+    )
+    assert after - before == 3
+    assert (
+        sample("conveyor_http_requests_total", method="GET", route="unmatched", status="404")
+        - unmatched
+        == 1
+    )
+    text = metrics.render()[0].decode()
+    assert "/nowhere/" not in text and "/things/" + "{thing_id}" in text
+
+
+def test_circuit_state_from_breaker_sources() -> None:
+    remove = metrics.add_breaker_source(lambda: [("pay.charge", "open"), ("mail.send", "closed")])
+    try:
+        assert sample("conveyor_circuit_state", type="pay.charge") == 2
+        assert sample("conveyor_circuit_state", type="mail.send") == 0
+    finally:
+        remove()
+    assert REGISTRY.get_sample_value("conveyor_circuit_state", {"type": "pay.charge"}) is None
+
+
+def test_every_metric_has_the_prefix() -> None:
+    names = {m.name for m in REGISTRY.collect()}
+    ours = {n for n in names if n.startswith("conveyor_")}
+    assert {
+        "conveyor_jobs_enqueued",
+        "conveyor_job_duration_seconds",
+        "conveyor_job_wait_seconds",
+        "conveyor_lease_reaps",
+        "conveyor_http_requests",
+        "conveyor_worker_running_jobs",
+        "conveyor_circuit_state",
+    } <= ours

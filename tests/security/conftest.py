@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from conveyor.api import create_app
+from conveyor.config import Settings
+from conveyor.models import Role
+from conveyor.security.tokens import TokenCodec, TokenType
+from conveyor.store import Store
+from tests.conftest import require_services
+from tests.security.keys import TEST_SECRET
+
+REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def _redis_up() -> str | None:
+    host_port = REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = host_port.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=1):
+            return None
+    except OSError as exc:
+        return f"{REDIS_URL}: {exc}"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    down = _redis_up()
+    if down:
+        require_services("Redis", down)
+    return REDIS_URL
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A unique key prefix per test, so tests never share a window in the real Redis."""
+    return f"conveyor-test-{uuid.uuid4().hex[:12]}"
+
+
+def limiter_settings(**kw: Any) -> Settings:
+    return Settings(**kw)
+
+
+# -- an API app with auth on --------------------------------------------------------------
+
+
+GENEROUS = "100000/second"
+
+
+def secure_settings(url: str, **kw: Any) -> Settings:
+    base: dict[str, Any] = {
+        "store_url": url,
+        "api_wait_interval": 0.02,
+        "auth_enabled": True,
+        "jwt_secret": SecretStr(TEST_SECRET),
+        "rate_limit_admin": GENEROUS,
+        "rate_limit_user": GENEROUS,
+        "rate_limit_worker": GENEROUS,
+        "rate_limit_anonymous": GENEROUS,
+        "rate_limit_key_prefix": f"conveyor-test-{uuid.uuid4().hex[:12]}",
+    }
+    base.update(kw)
+    return Settings(**base)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def access_token(
+    settings: Settings, role: Role, tenant: str | None = None, name: str | None = None
+) -> str:
+    token, _ = TokenCodec.from_settings(settings).issue(
+        sub=name or f"{role.value}-1",
+        role=role,
+        tenant=tenant,
+        typ=TokenType.ACCESS,
+        ttl=300,
+    )
+    return token
+
+
+AppFactory = Callable[..., Awaitable[tuple[FastAPI, httpx.AsyncClient]]]
+
+
+@pytest_asyncio.fixture
+async def make_api(store: Store, store_url: str) -> AsyncIterator[AppFactory]:
+    """Build an auth-on app over the test store with settings overrides; closed at the end."""
+    stack: list[tuple[FastAPI, httpx.AsyncClient, Any]] = []
+
+    async def make(**kw: Any) -> tuple[FastAPI, httpx.AsyncClient]:
+        app = create_app(secure_settings(store_url, **kw), store=store)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        stack.append((app, client, lifespan))
+        return app, client
+
+    try:
+        yield make
+    finally:
+        for _app, client, lifespan in reversed(stack):
+            await client.aclose()
+            await lifespan.__aexit__(None, None, None)
