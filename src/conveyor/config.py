@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     api_max_wait: float = Field(default=30.0, ge=0)  # cap on GET /v1/jobs/{id}?wait=
     api_wait_interval: float = Field(default=0.1, gt=0)  # how often a long-poll re-reads the job
 
+    # gRPC (conveyor.grpc): `conveyor server` serves it beside HTTP; 0 turns it off.
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    grpc_max_message_bytes: int = Field(default=4 * 1024 * 1024, gt=0)  # per request received
+    grpc_fetch_wait: float = Field(default=5.0, ge=0, le=30)  # remote workers' long-poll
+
     # auth (conveyor.security). Off only when asked: `conveyor server` refuses to start with auth
     # on and no signing key, and never invents one.
     auth_enabled: bool = True

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import structlog
@@ -39,6 +39,7 @@ from conveyor.worker.breaker import BreakerBoard, BreakerConfig
 from conveyor.worker.context import JobContext
 from conveyor.worker.outcomes import Outcome, OutcomeBatcher
 from conveyor.worker.registry import JobDefinition, Registry
+from conveyor.worker.store import WorkerStore
 
 log = structlog.get_logger("conveyor.worker")
 
@@ -58,7 +59,7 @@ class _Running:
 class Worker:
     def __init__(
         self,
-        store: Store,
+        store: WorkerStore,
         registry: Registry,
         *,
         queues: Sequence[str] | None = None,
@@ -75,6 +76,9 @@ class Worker:
         self.concurrency = concurrency or s.concurrency
         self.retry_policy = retry_policy or RetryPolicy(base=s.retry_base, cap=s.retry_cap)
         self.id = worker_id or new_worker_id()
+        if maintenance and not hasattr(store, "reap_expired"):
+            # A remote worker talks the worker protocol only; the server does housekeeping.
+            raise ValueError("maintenance=True needs a full Store, not a worker-only one")
         self.maintenance = maintenance
         self.started_at = datetime.now(UTC)
 
@@ -422,7 +426,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.maintenance_interval)
             try:
-                await run_maintenance(self.store)
+                await run_maintenance(cast(Store, self.store))  # checked in __init__
             except Exception:
                 log.exception("maintenance failed", worker_id=self.id)
 

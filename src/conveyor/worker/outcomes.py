@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import structlog
 
-from conveyor.store.base import Completion, Failure, Release, Store
+from conveyor.store.base import Completion, Failure, Release
+from conveyor.worker.store import WorkerStore
 
 Outcome = Completion | Failure | Release
 log = structlog.get_logger("conveyor.worker")
@@ -23,7 +24,7 @@ log = structlog.get_logger("conveyor.worker")
 class OutcomeBatcher:
     def __init__(
         self,
-        store: Store,
+        store: WorkerStore,
         *,
         max_batch: int = 100,
         max_delay: float = 0.005,
