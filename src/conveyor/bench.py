@@ -19,6 +19,7 @@ import click
 
 from conveyor.config import Settings
 from conveyor.models import NewJob
+from conveyor.service import JobService
 from conveyor.store import open_store
 from conveyor.worker import Registry, Worker
 
@@ -112,6 +113,8 @@ def _produce(url: str, queue: str, rate: float, duration: float) -> None:
         await store.connect()
         # Open the pool's connections before the clock starts: a real service is warm.
         await asyncio.gather(*[store.ping() for _ in range(20)])
+        # Through the service, as the API and App submit: concurrent submits share commits.
+        service = JobService(store)
         interval = 1.0 / rate
         start = time.perf_counter()
         inflight: set[asyncio.Task[Any]] = set()
@@ -119,7 +122,7 @@ def _produce(url: str, queue: str, rate: float, duration: float) -> None:
 
         async def submit() -> None:
             t = time.time()
-            await store.enqueue_many([NewJob(type="bench.noop", queue=queue, payload={"t": t})])
+            await service.submit(NewJob(type="bench.noop", queue=queue, payload={"t": t}))
             submit_times.append(time.time() - t)
 
         sent = 0
@@ -163,7 +166,7 @@ async def _steady(
     await run
     click.echo(
         f"store {url.split('?')[0]}  steady {rate:g} jobs/s for {duration:g} s, "
-        f"one producer process submitting single jobs, one worker (c={concurrency})"
+        f"one producer process submitting single jobs via JobService.submit, one worker (c={concurrency})"
     )
     click.echo(f"jobs run: {len(latencies)} (seen before drain: {expected})")
     click.echo(f"enqueue-to-start latency: {_percentiles(latencies)}")

@@ -25,6 +25,7 @@ from conveyor.errors import ConveyorError
 from conveyor.logs import configure_logging
 from conveyor.scheduler.scheduler import Scheduler
 from conveyor.store import Schedule, open_store
+from conveyor.worker.executor import Worker
 
 T = TypeVar("T")
 
@@ -144,6 +145,14 @@ async def _probes(
 @click.option("--concurrency", "-c", type=int, default=None)
 @click.option("--grace", type=float, default=None, help="seconds in-flight jobs get on shutdown")
 @click.option("--lease", type=float, default=None, help="lease seconds")
+@click.option(
+    "--server",
+    "server_url",
+    envvar="CONVEYOR_SERVER",
+    default=None,
+    help="grpc://host:port: take jobs from a Conveyor server instead of the store",
+)
+@click.option("--token", envvar="CONVEYOR_TOKEN", default=None, help="WORKER token for --server")
 @metrics_port_option
 @metrics_host_option
 def worker(
@@ -153,32 +162,59 @@ def worker(
     concurrency: int | None,
     grace: float | None,
     lease: float | None,
+    server_url: str | None,
+    token: str | None,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
-    """Run the handlers of APP (module:attribute)."""
+    """Run the handlers of APP (module:attribute), direct to the store or, with --server,
+    remotely over gRPC (the same executor; the server does promotion and lease reaping)."""
     app = load_app(app_target)
     app.settings = _settings(
         store_url or app.settings.store_url, shutdown_grace=grace, lease_seconds=lease
     )
+    queue_list = queues.split(",") if queues else None
+
+    async def serve(w: Worker, ping: Callable[[], Awaitable[None]]) -> None:
+        async def live() -> str | None:
+            return w.liveness()
+
+        async def ready() -> str | None:
+            if not w.registered:
+                return "worker not registered (starting or stopping)"
+            return await probes.store_reachable(ping)
+
+        _on_signals(w.stop, lambda: w.stop(immediate=True))
+        async with _probes(metrics_host, metrics_port, live, ready):
+            await w.run()
 
     async def go() -> None:
+        if server_url is not None:
+            from conveyor.grpc.remote import RemoteWorkerStore
+
+            remote = RemoteWorkerStore(server_url, token, wait_seconds=app.settings.grpc_fetch_wait)
+            await remote.connect()
+            try:
+                w = Worker(
+                    remote,
+                    app.registry,
+                    queues=queue_list,
+                    concurrency=concurrency,
+                    settings=app.settings,
+                    retry_policy=app.retry_policy,
+                    maintenance=False,
+                )
+                await serve(w, remote.ping)
+            finally:
+                await remote.close()
+            return
         async with app:
-            w = app.worker(queues=queues.split(",") if queues else None, concurrency=concurrency)
+            await serve(app.worker(queues=queue_list, concurrency=concurrency), app.store.ping)
 
-            async def live() -> str | None:
-                return w.liveness()
-
-            async def ready() -> str | None:
-                if not w.registered:
-                    return "worker not registered (starting or stopping)"
-                return await probes.store_reachable(app.store.ping)
-
-            _on_signals(w.stop, lambda: w.stop(immediate=True))
-            async with _probes(metrics_host, metrics_port, live, ready):
-                await w.run()
-
-    _run(go())
+    try:
+        _run(go())
+    except ConveyorError as exc:  # e.g. the server refused the token
+        raise click.ClickException(exc.message) from exc
 
 
 @main.command()

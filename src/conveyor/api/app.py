@@ -10,11 +10,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from conveyor.api import errors
+from conveyor.api import errors, observability
+from conveyor.api.auth import AuthGate, document_security
+from conveyor.api.headers import SecurityHeaders
 from conveyor.api.limits import BodyGate
-from conveyor.api.routes import health, jobs, queues, schedules, workers
+from conveyor.api.routes import auth, dashboard, health, jobs, queues, schedules, workers
 from conveyor.api.schemas import FieldError, Problem
 from conveyor.config import Settings
+from conveyor.security.ratelimit import RateLimiter
+from conveyor.security.service import AuthService
+from conveyor.security.tokens import TokenCodec
 from conveyor.service import JobService
 from conveyor.store import Store, open_store
 
@@ -40,6 +45,10 @@ def create_app(
     /readyz reports an unmigrated store instead.
     """
     settings = settings or (service.settings if service else Settings())
+    # Fail here, at start-up, not at the first request: auth on needs a usable signing key,
+    # and rate limits must parse. Never a default key.
+    codec = TokenCodec.from_settings(settings) if settings.auth_enabled else None
+    limiter = RateLimiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,8 +61,15 @@ def create_app(
             svc = JobService(store or owned, settings)  # type: ignore[arg-type]
         app.state.service = svc
         app.state.settings = settings
+        app.state.limiter = limiter if settings.rate_limit_enabled else None
+        app.state.auth = (
+            None
+            if codec is None
+            else AuthService(svc.store, settings, codec=codec, limiter=limiter)
+        )
         try:
-            yield
+            async with observability.store_stats(svc, settings):
+                yield
         finally:
             if owned is not None:
                 await owned.close()
@@ -68,9 +84,14 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
+    app.state.auth_required = settings.auth_enabled
     app.add_middleware(BodyGate, max_bytes=settings.api_max_body_bytes)
-    for module in (jobs, queues, schedules, workers, health):
+    app.add_middleware(AuthGate)  # outside the body gate: no body is read before auth
+    app.add_middleware(SecurityHeaders)
+    for module in (jobs, queues, schedules, workers, health, auth):
         app.include_router(module.router)
+    dashboard.install(app)
+    observability.install(app)  # last: the outermost middleware times whole requests
     _document_problems(app)
     return app
 
@@ -93,6 +114,7 @@ def _document_problems(app: FastAPI) -> None:
         problem = Problem.model_json_schema(ref_template=ref)
         problem.pop("$defs", None)
         schemas["Problem"] = problem
+        document_security(spec, app.routes)
         app.openapi_schema = spec
         return spec
 

@@ -17,15 +17,16 @@ from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.errors import domain_problem
-from conveyor.errors import ConveyorError, RateLimited, Unauthenticated
+from conveyor.errors import ConveyorError, RateLimited, StoreUnavailable, Unauthenticated
 from conveyor.security.policy import AUTH_DISABLED_PRINCIPAL, Action, Principal, check
 from conveyor.security.ratelimit import Decision, RateLimiter
 from conveyor.security.service import AuthService
 
 log = structlog.get_logger("conveyor.api")
 
-# Probes and scrapes are not rate limited: an orchestrator must always learn the truth.
-UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Probes and scrapes bypass the gate (no token parsing, no rate limit): an orchestrator must
+# always learn the truth, and /metrics checks its own scrape token (CONVEYOR_METRICS_TOKEN).
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PRINCIPAL_KEY = "principal"
 
 
@@ -72,7 +73,7 @@ class AuthGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
         state = scope["app"].state
@@ -99,7 +100,10 @@ class AuthGate:
 
     @staticmethod
     async def _authenticate(scope: Scope, auth: AuthService | None) -> Principal | None:
-        if auth is None:  # auth disabled by configuration
+        if auth is None:
+            if getattr(scope["app"].state, "auth_required", True):
+                # Auth is on but the lifespan has not set it up: refuse, never fail open.
+                raise StoreUnavailable("the server is not ready (auth not initialised)")
             return AUTH_DISABLED_PRINCIPAL
         token = _bearer(scope)
         if token is None:
@@ -122,7 +126,7 @@ class AuthGate:
     async def _limit(
         scope: Scope, limiter: RateLimiter | None, principal: Principal | None
     ) -> Decision | None:
-        if limiter is None or scope.get("path") in UNLIMITED_PATHS:
+        if limiter is None:
             return None
         if principal is None or principal is AUTH_DISABLED_PRINCIPAL:
             client = scope.get("client")

@@ -1,32 +1,27 @@
 """Per-request dependencies: the service, and who is calling.
 
-`current_principal` is the seam for auth (a later issue): today every caller is an anonymous
-admin; routes already ask for a principal so JWT and RBAC slot in without touching them.
+Every route asks for the caller through one of the action aliases below (`ReadJobs`,
+`WriteQueues`...), each of which checks the policy table (conveyor.security.policy) for its
+action; the caller itself was authenticated by api.auth.AuthGate before the route ran.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from conveyor.api.auth import PRINCIPAL_KEY, require
 from conveyor.config import Settings
+from conveyor.security.policy import Action, Principal, check
 from conveyor.service import JobService
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    name: str
-    roles: frozenset[str] = field(default_factory=frozenset)
-    tenant: str | None = None  # None: not confined to one tenant
-
-
-ANONYMOUS_ADMIN = Principal("anonymous", frozenset({"admin"}))
-
-
-async def current_principal() -> Principal:
-    return ANONYMOUS_ADMIN
+async def current_principal(request: Request) -> Principal:
+    """Any authenticated caller, with no action checked. Routes must use an action alias
+    instead: the role-matrix test flags a route that only asks for this."""
+    principal: Principal | None = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    return check(principal, Action.AUTH_SELF)
 
 
 async def get_service(request: Request) -> JobService:
@@ -42,3 +37,17 @@ async def get_settings(request: Request) -> Settings:
 Service = Annotated[JobService, Depends(get_service)]
 CurrentSettings = Annotated[Settings, Depends(get_settings)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+# One alias per action of the policy table.
+SubmitJobs = Annotated[Principal, Depends(require(Action.JOBS_SUBMIT))]
+ReadJobs = Annotated[Principal, Depends(require(Action.JOBS_READ))]
+CancelJobs = Annotated[Principal, Depends(require(Action.JOBS_CANCEL))]
+RetryJobs = Annotated[Principal, Depends(require(Action.JOBS_RETRY))]
+ReadDead = Annotated[Principal, Depends(require(Action.DEAD_READ))]
+RequeueDead = Annotated[Principal, Depends(require(Action.DEAD_REQUEUE))]
+DiscardDead = Annotated[Principal, Depends(require(Action.DEAD_DISCARD))]
+ReadQueues = Annotated[Principal, Depends(require(Action.QUEUES_READ))]
+WriteQueues = Annotated[Principal, Depends(require(Action.QUEUES_WRITE))]
+ReadSchedules = Annotated[Principal, Depends(require(Action.SCHEDULES_READ))]
+WriteSchedules = Annotated[Principal, Depends(require(Action.SCHEDULES_WRITE))]
+ReadWorkers = Annotated[Principal, Depends(require(Action.WORKERS_READ))]

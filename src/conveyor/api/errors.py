@@ -19,13 +19,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 
 from conveyor.errors import (
+    AlreadyExists,
+    ConfigError,
     ConveyorError,
+    Forbidden,
     IllegalTransition,
     InvalidInput,
     JobNotFound,
+    LimiterUnavailable,
     QueueFull,
+    RateLimited,
     ScheduleNotFound,
     StoreUnavailable,
+    TokenNotFound,
+    Unauthenticated,
+    UserNotFound,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -41,6 +49,14 @@ _DOMAIN: dict[type[ConveyorError], tuple[int, str]] = {
     IllegalTransition: (409, "Illegal transition"),
     QueueFull: (429, "Queue full"),
     StoreUnavailable: (503, "Store unavailable"),
+    Unauthenticated: (401, "Unauthenticated"),
+    Forbidden: (403, "Forbidden"),
+    RateLimited: (429, "Too many requests"),
+    LimiterUnavailable: (503, "Rate limiter unavailable"),
+    AlreadyExists: (409, "Already exists"),
+    UserNotFound: (404, "User not found"),
+    TokenNotFound: (404, "Token not found"),
+    ConfigError: (503, "Not configured"),
 }
 
 _HTTP_CODES: dict[int, tuple[str, str]] = {
@@ -85,10 +101,29 @@ def domain_problem(exc: ConveyorError) -> Response:
             break
     else:
         status, title = 500, "Internal error"
-    headers = None
-    if isinstance(exc, QueueFull):
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-    return problem(status, exc.code, title, exc.message, field=exc.field, headers=headers)
+    return problem(
+        status, exc.code, title, exc.message, field=exc.field, headers=problem_headers(exc)
+    )
+
+
+def problem_headers(exc: ConveyorError) -> dict[str, str] | None:
+    """Retry-After for anything retryable (full queue, rate limit, limiter down), a bearer
+    challenge on 401 (RFC 6750), and RateLimit-* on a rate-limit refusal."""
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if isinstance(exc, Unauthenticated):
+        challenge = 'Bearer realm="conveyor"'
+        if exc.message == "invalid token":
+            challenge += ', error="invalid_token"'
+        headers["WWW-Authenticate"] = challenge
+    if isinstance(exc, RateLimited):
+        if exc.limit is not None:
+            headers["RateLimit-Limit"] = str(exc.limit)
+        headers["RateLimit-Remaining"] = "0"
+        headers["RateLimit-Reset"] = str(max(1, math.ceil(exc.reset_after)))
+    return headers or None
 
 
 def field_path(loc: Sequence[int | str]) -> str | None:

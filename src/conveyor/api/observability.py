@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor import metrics
+from conveyor.api.auth import public
 from conveyor.api.errors import problem
 from conveyor.config import Settings
 from conveyor.service import JobService
@@ -29,7 +30,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 UNMATCHED = "unmatched"  # 404s and anything no route claimed: one series, not one per path
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(public)])  # its own scrape token, see above
 async def metrics_endpoint(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     token = settings.metrics_token

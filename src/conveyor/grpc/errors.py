@@ -100,19 +100,18 @@ async def abort(context: aio.ServicerContext[Any, Any], exc: BaseException) -> N
 
 
 def from_rpc_error(exc: grpc.RpcError) -> ConveyorError:
-    """The ConveyorError a failed call stands for, so clients catch the same types as in-process
-    callers; statuses with no domain meaning (DEADLINE_EXCEEDED, INTERNAL...) become
-    StoreUnavailable when the server could not be reached, else a plain ConveyorError."""
-    code: grpc.StatusCode = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(code)
+    """The ConveyorError a failed call stands for, so a gRPC client raises the same types as
+    in-process callers (UNAVAILABLE, e.g. a server that cannot be reached, is StoreUnavailable);
+    statuses with no domain meaning become a plain ConveyorError."""
+    if not isinstance(exc, aio.AioRpcError):
+        return ConveyorError(f"gRPC call failed: {exc}")
+    code = exc.code()
+    details = exc.details() or code.name
     trailers: dict[str, str] = {}
-    if isinstance(exc, grpc.Call):
-        for key, value in exc.trailing_metadata() or ():
-            trailers[key] = value if isinstance(value, str) else value.decode()
+    for key, value in exc.trailing_metadata() or ():
+        trailers[key] = value if isinstance(value, str) else value.decode()
     cls = _BY_NAME.get(trailers.get(CODE_KEY, "")) or _ERRORS.get(code, ConveyorError)
     if cls in (QueueFull, RateLimited, LimiterUnavailable):
-        retry = float(trailers.get(RETRY_AFTER_KEY, "1") or 1)
-        err: ConveyorError = cls(details, retry_after=retry)  # type: ignore[call-arg]
-    else:
-        err = cls(details, field=trailers.get(FIELD_KEY))
-    return err
+        retry = float(trailers.get(RETRY_AFTER_KEY) or 1)
+        return cls(details, retry_after=retry)
+    return cls(details, field=trailers.get(FIELD_KEY))

@@ -94,7 +94,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
 
         return await self.guard.unary(context, _SVC + "CancelJob", call)
 
-    async def WatchJob(  # type: ignore[override]  # an async generator, as grpc.aio allows
+    async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context
     ) -> AsyncIterator[pb.Job]:
         async def call(p: Principal) -> AsyncIterator[pb.Job]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from conveyor.grpc import convert
@@ -16,7 +17,7 @@ from conveyor.worker.gateway import WorkerGateway
 _SVC = "conveyor.v1.WorkerService/"
 
 
-def _ids(ids: list[object]) -> list[str]:
+def _ids(ids: Sequence[object]) -> list[str]:
     return [str(i) for i in ids]
 
 

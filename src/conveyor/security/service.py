@@ -234,7 +234,7 @@ class AuthService:
         *,
         password: str | None = None,
         role: Role | str | None = None,
-        tenant: str | None | object = _UNSET,
+        tenant: str | object | None = _UNSET,
         disabled: bool | None = None,
     ) -> User:
         user = await self.store.get_user(username)

@@ -246,7 +246,5 @@ async def create_token(body: TokenIn, auth: Auth, principal: TokensAdmin) -> Any
     summary="Revoke an API token (effective within api_token_cache_seconds everywhere)",
     responses=problems(404, 422),
 )
-async def revoke_token(
-    jti: Annotated[str, Path(max_length=64)], auth: Auth, _: TokensAdmin
-) -> Any:
+async def revoke_token(jti: Annotated[str, Path(max_length=64)], auth: Auth, _: TokensAdmin) -> Any:
     return JSONBytes(_token(await auth.revoke_api_token(jti)))

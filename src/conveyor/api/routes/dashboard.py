@@ -11,19 +11,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from conveyor import metrics
-from conveyor.api.deps import CurrentPrincipal, CurrentSettings, Service
+from conveyor.api.auth import public
+from conveyor.api.deps import CurrentSettings, ReadQueues, ReadSchedules, Service
 from conveyor.api.serialize import JSONBytes, queue_out, schedule_out
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 UPCOMING = 5
 
 router = APIRouter(prefix="/v1/dashboard", tags=["dashboard"])
-pages = APIRouter(include_in_schema=False)
+pages = APIRouter(include_in_schema=False, dependencies=[Depends(public)])
 
 
 @pages.get("/")
@@ -33,7 +34,7 @@ async def index() -> Response:
 
 
 @router.get("/overview", summary="Queues, live workers and last-hour throughput, in one call")
-async def overview(svc: Service, settings: CurrentSettings, _: CurrentPrincipal) -> Any:
+async def overview(svc: Service, settings: CurrentSettings, _: ReadQueues) -> Any:
     queues = await svc.queues()
     cutoff = datetime.now(UTC) - timedelta(seconds=settings.metrics_worker_alive_seconds)
     alive = sum(1 for w in await svc.workers() if w.last_seen_at >= cutoff)
@@ -51,7 +52,7 @@ async def overview(svc: Service, settings: CurrentSettings, _: CurrentPrincipal)
 
 
 @router.get("/schedules", summary="Schedules with their next fire times")
-async def schedules(svc: Service, _: CurrentPrincipal) -> Any:
+async def schedules(svc: Service, _: ReadSchedules) -> Any:
     out = []
     for s in await svc.list_schedules():
         item = schedule_out(s)

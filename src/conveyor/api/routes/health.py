@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
+from conveyor.api.auth import public
 from conveyor.api.deps import Service
 from conveyor.api.docs import problems
 from conveyor.api.errors import problem
 from conveyor.api.schemas import Health
 from conveyor.api.serialize import JSONBytes
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 log = structlog.get_logger("conveyor.api")
 
 

@@ -7,12 +7,21 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import Response
 
-from conveyor.api.deps import CurrentPrincipal, CurrentSettings, Service
+from conveyor.api.auth import public
+from conveyor.api.deps import (
+    CancelJobs,
+    CurrentSettings,
+    ReadJobs,
+    RetryJobs,
+    Service,
+    SubmitJobs,
+)
 from conveyor.api.docs import problems
 from conveyor.api.errors import problem
 from conveyor.api.schemas import (
@@ -70,7 +79,7 @@ def to_new_job(body: JobIn, now: datetime, unique_key: str | None = None) -> New
 async def submit(
     body: JobIn,
     svc: Service,
-    _: CurrentPrincipal,
+    principal: SubmitJobs,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -81,7 +90,7 @@ async def submit(
 ) -> Any:
     try:
         job = to_new_job(body, datetime.now(UTC), idempotency_key)
-        res = await svc.submit(job)
+        res = await svc.submit(job, tenant=principal.scope)
     except InvalidInput as exc:
         if exc.field == "unique_key" and body.unique_key is None:
             exc.field = "Idempotency-Key"
@@ -96,7 +105,7 @@ async def submit(
     summary="Submit up to 1,000 jobs at once (all or nothing)",
     responses=problems(400, 422, 429),
 )
-async def submit_batch(body: BatchIn, svc: Service, _: CurrentPrincipal) -> Any:
+async def submit_batch(body: BatchIn, svc: Service, principal: SubmitJobs) -> Any:
     now = datetime.now(UTC)
     jobs = []
     for i, item in enumerate(body.jobs):
@@ -104,7 +113,7 @@ async def submit_batch(body: BatchIn, svc: Service, _: CurrentPrincipal) -> Any:
             jobs.append(to_new_job(item, now))
         except InvalidInput as exc:
             raise InvalidInput(f"jobs[{i}]: {exc.message}", field=f"jobs[{i}].{exc.field}") from exc
-    results = await svc.submit_many(jobs)
+    results = await svc.submit_many(jobs, tenant=principal.scope)
     return JSONBytes(
         {"jobs": [job_out(r.job) for r in results], "created": [r.created for r in results]},
         status_code=201,
@@ -115,6 +124,7 @@ async def submit_batch(body: BatchIn, svc: Service, _: CurrentPrincipal) -> Any:
     "/batch",
     methods=["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
     include_in_schema=False,
+    dependencies=[Depends(public)],
 )
 async def batch_other_methods() -> Response:
     """`batch` is not a job id: without this, GET /v1/jobs/batch would be read as one."""
@@ -135,7 +145,7 @@ async def batch_other_methods() -> Response:
 )
 async def list_jobs(
     svc: Service,
-    _: CurrentPrincipal,
+    principal: ReadJobs,
     queue: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
     status: JobStatus | None = None,
     type: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
@@ -155,7 +165,7 @@ async def list_jobs(
         created_after=created_after,
         created_before=created_before,
     )
-    page = await svc.list_jobs(flt, limit=limit, cursor=cursor)
+    page = await svc.list_jobs(flt, limit=limit, cursor=cursor, tenant=principal.scope)
     return JSONBytes({"jobs": [job_out(j) for j in page.jobs], "next_cursor": page.next_cursor})
 
 
@@ -169,7 +179,7 @@ async def get_job(
     job_id: uuid.UUID,
     svc: Service,
     settings: CurrentSettings,
-    _: CurrentPrincipal,
+    principal: ReadJobs,
     wait: Annotated[
         float | None,
         Query(
@@ -180,10 +190,12 @@ async def get_job(
         ),
     ] = None,
 ) -> Any:
-    job = await svc.get(job_id)
+    job = await svc.get(job_id, tenant=principal.scope)
     if wait:
         seconds = min(wait, settings.api_max_wait)
-        job = await _wait_terminal(svc.get, job, seconds, settings.api_wait_interval)
+        job = await _wait_terminal(
+            partial(svc.get, tenant=principal.scope), job, seconds, settings.api_wait_interval
+        )
     return JSONBytes(job_out(job))
 
 
@@ -207,8 +219,9 @@ async def _wait_terminal(
     summary="The job's audit trail, oldest first",
     responses=problems(404, 422),
 )
-async def job_events(job_id: uuid.UUID, svc: Service, _: CurrentPrincipal) -> Any:
-    return JSONBytes({"events": [event_out(e) for e in await svc.events(job_id)]})
+async def job_events(job_id: uuid.UUID, svc: Service, principal: ReadJobs) -> Any:
+    events = await svc.events(job_id, tenant=principal.scope)
+    return JSONBytes({"events": [event_out(e) for e in events]})
 
 
 @router.post(
@@ -217,8 +230,8 @@ async def job_events(job_id: uuid.UUID, svc: Service, _: CurrentPrincipal) -> An
     summary="Cancel a job that has not finished",
     responses=problems(404, 409, 422),
 )
-async def cancel(job_id: uuid.UUID, svc: Service, _: CurrentPrincipal) -> Any:
-    return JSONBytes(job_out(await svc.cancel(job_id)))
+async def cancel(job_id: uuid.UUID, svc: Service, principal: CancelJobs) -> Any:
+    return JSONBytes(job_out(await svc.cancel(job_id, tenant=principal.scope)))
 
 
 @router.post(
@@ -228,7 +241,7 @@ async def cancel(job_id: uuid.UUID, svc: Service, _: CurrentPrincipal) -> Any:
     responses=problems(404, 409, 422),
 )
 async def retry(
-    job_id: uuid.UUID, svc: Service, _: CurrentPrincipal, body: RetryIn | None = None
+    job_id: uuid.UUID, svc: Service, principal: RetryJobs, body: RetryIn | None = None
 ) -> Any:
     payload = body.payload if body is not None else None
-    return JSONBytes(job_out(await svc.retry(job_id, payload)))
+    return JSONBytes(job_out(await svc.retry(job_id, payload, tenant=principal.scope)))

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from conveyor.api.deps import CurrentPrincipal, Service
+from conveyor.api.deps import (
+    DiscardDead,
+    ReadDead,
+    ReadQueues,
+    RequeueDead,
+    Service,
+    WriteQueues,
+)
 from conveyor.api.docs import problems
 from conveyor.api.schemas import (
     NAME_DOC,
@@ -30,7 +37,7 @@ PathName = Annotated[str, Path(json_schema_extra=NAME_DOC)]
 
 
 @router.get("/v1/queues", response_model=QueueList, summary="Queues with depth by status")
-async def list_queues(svc: Service, _: CurrentPrincipal) -> Any:
+async def list_queues(svc: Service, _: ReadQueues) -> Any:
     return JSONBytes({"queues": [queue_out(q) for q in await svc.queues()]})
 
 
@@ -40,7 +47,7 @@ async def list_queues(svc: Service, _: CurrentPrincipal) -> Any:
     summary="Pause/resume a queue or change its limits (null clears a limit)",
     responses=problems(422),
 )
-async def update_queue(name: PathName, body: QueuePatch, svc: Service, _: CurrentPrincipal) -> Any:
+async def update_queue(name: PathName, body: QueuePatch, svc: Service, _: WriteQueues) -> Any:
     await svc.update_queue(name, body.model_dump(exclude_unset=True))
     view = next(q for q in await svc.queues() if q.settings.name == name)
     return JSONBytes(queue_out(view))
@@ -55,7 +62,7 @@ async def update_queue(name: PathName, body: QueuePatch, svc: Service, _: Curren
 )
 async def list_dead(
     svc: Service,
-    _: CurrentPrincipal,
+    _: ReadDead,
     queue: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
     type: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
     limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = 50,
@@ -73,7 +80,7 @@ async def list_dead(
     summary="Requeue dead jobs; ids that are missing or not dead are reported, not fatal",
     responses=problems(422),
 )
-async def requeue_dead(body: IdsIn, svc: Service, _: CurrentPrincipal) -> Any:
+async def requeue_dead(body: IdsIn, svc: Service, _: RequeueDead) -> Any:
     requeued, failed = [], []
     for job_id in dict.fromkeys(body.ids):
         try:
@@ -90,5 +97,5 @@ async def requeue_dead(body: IdsIn, svc: Service, _: CurrentPrincipal) -> Any:
     summary="Delete dead jobs; ids that are not dead are left alone",
     responses=problems(422),
 )
-async def discard_dead(body: IdsIn, svc: Service, _: CurrentPrincipal) -> Any:
+async def discard_dead(body: IdsIn, svc: Service, _: DiscardDead) -> Any:
     return JSONBytes({"discarded": await svc.discard(body.ids)})

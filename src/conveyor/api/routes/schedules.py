@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from conveyor.api.deps import CurrentPrincipal, Service
+from conveyor.api.deps import ReadSchedules, Service, WriteSchedules
 from conveyor.api.docs import problems
 from conveyor.api.schemas import (
     NAME_DOC,
@@ -25,7 +25,7 @@ PathName = Annotated[str, Path(json_schema_extra=NAME_DOC)]
 
 
 @router.get("", response_model=ScheduleList, summary="All schedules")
-async def list_schedules(svc: Service, _: CurrentPrincipal) -> Any:
+async def list_schedules(svc: Service, _: ReadSchedules) -> Any:
     return JSONBytes({"schedules": [schedule_out(s) for s in await svc.list_schedules()]})
 
 
@@ -36,7 +36,7 @@ async def list_schedules(svc: Service, _: CurrentPrincipal) -> Any:
     summary="Create a schedule, or replace the one with this name",
     responses=problems(422),
 )
-async def put_schedule(body: ScheduleIn, svc: Service, _: CurrentPrincipal) -> Any:
+async def put_schedule(body: ScheduleIn, svc: Service, _: WriteSchedules) -> Any:
     saved = await svc.put_schedule(Schedule(**body.model_dump()))
     return JSONBytes(schedule_out(saved), status_code=201)
 
@@ -44,7 +44,7 @@ async def put_schedule(body: ScheduleIn, svc: Service, _: CurrentPrincipal) -> A
 @router.get(
     "/{name}", response_model=ScheduleOut, summary="One schedule", responses=problems(404, 422)
 )
-async def get_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Any:
+async def get_schedule(name: PathName, svc: Service, _: ReadSchedules) -> Any:
     return JSONBytes(schedule_out(await svc.get_schedule(name)))
 
 
@@ -55,7 +55,7 @@ async def get_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Any
     responses=problems(404, 422),
 )
 async def update_schedule(
-    name: PathName, body: SchedulePatch, svc: Service, _: CurrentPrincipal
+    name: PathName, body: SchedulePatch, svc: Service, _: WriteSchedules
 ) -> Any:
     return JSONBytes(
         schedule_out(await svc.update_schedule(name, body.model_dump(exclude_unset=True)))
@@ -65,7 +65,7 @@ async def update_schedule(
 @router.delete(
     "/{name}", status_code=204, summary="Delete a schedule", responses=problems(404, 422)
 )
-async def delete_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Response:
+async def delete_schedule(name: PathName, svc: Service, _: WriteSchedules) -> Response:
     await svc.delete_schedule(name)
     return Response(status_code=204)
 
@@ -77,5 +77,5 @@ async def delete_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> 
     summary="Submit the schedule's job now, outside its cadence",
     responses=problems(404, 422, 429),
 )
-async def trigger_schedule(name: PathName, svc: Service, _: CurrentPrincipal) -> Any:
+async def trigger_schedule(name: PathName, svc: Service, _: WriteSchedules) -> Any:
     return JSONBytes(job_out(await svc.trigger_schedule(name)), status_code=201)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from conveyor.api.deps import CurrentPrincipal, Service
+from conveyor.api.deps import ReadWorkers, Service
 from conveyor.api.schemas import WorkerList
 from conveyor.api.serialize import JSONBytes, worker_out
 
@@ -15,6 +15,6 @@ router = APIRouter(tags=["workers"])
 
 
 @router.get("/v1/workers", response_model=WorkerList, summary="Registered workers")
-async def list_workers(svc: Service, _: CurrentPrincipal) -> Any:
+async def list_workers(svc: Service, _: ReadWorkers) -> Any:
     now = datetime.now(UTC)
     return JSONBytes({"workers": [worker_out(w, now) for w in await svc.workers()]})
