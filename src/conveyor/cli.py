@@ -263,21 +263,43 @@ port_option = click.option("--port", type=int, default=8080, show_default=True, 
 @host_option
 @port_option
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def server(store_url: str | None, host: str, port: int, access_log: bool) -> None:
-    """Serve the HTTP API. Run `conveyor migrate` first: servers never migrate."""
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    help="gRPC port (default 50051, env CONVEYOR_GRPC_PORT); 0 serves HTTP only",
+)
+@click.option("--grpc-host", default=None, help="gRPC bind (default: --host)")
+def server(
+    store_url: str | None,
+    host: str,
+    port: int,
+    access_log: bool,
+    grpc_port: int | None,
+    grpc_host: str | None,
+) -> None:
+    """Serve the HTTP API and gRPC. Run `conveyor migrate` first: servers never migrate."""
     from conveyor.api import create_app
 
-    settings = _settings(store_url)
-    try:
-        api = create_app(settings)
-    except ConveyorError as exc:  # e.g. auth on and no signing key: refuse to start
-        raise click.ClickException(exc.message) from exc
+    settings = _settings(store_url, grpc_port=grpc_port)
     if not settings.auth_enabled:
         click.echo(
             "WARNING: auth is disabled (CONVEYOR_AUTH_ENABLED=false): anyone who "
             "reaches this port is an admin",
             err=True,
         )
+    if settings.grpc_port:
+        from conveyor.grpc.serve import serve_http_and_grpc
+
+        try:
+            _run(serve_http_and_grpc(settings, host, port, grpc_host or host, access_log))
+        except ConveyorError as exc:  # e.g. auth on and no signing key: refuse to start
+            raise click.ClickException(exc.message) from exc
+        return
+    try:
+        api = create_app(settings)
+    except ConveyorError as exc:  # e.g. auth on and no signing key: refuse to start
+        raise click.ClickException(exc.message) from exc
     uvicorn.run(
         api,
         host=host,
@@ -469,10 +491,25 @@ def schedule_list(store_url: str | None) -> None:
 @click.option("--concurrency", "-c", type=int, default=200, show_default=True)
 @click.option("--rate", type=float, default=None, help="steady mode: jobs per second")
 @click.option("--duration", type=float, default=20.0, show_default=True, help="steady mode seconds")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="compare a remote worker (jobs over gRPC) with a direct one, in throughput mode",
+)
 def bench(
-    store_url: str | None, jobs: int, concurrency: int, rate: float | None, duration: float
+    store_url: str | None,
+    jobs: int,
+    concurrency: int,
+    rate: float | None,
+    duration: float,
+    remote: bool,
 ) -> None:
     """Throughput (drain N no-op jobs) or, with --rate, latency at a steady rate."""
+    if remote:
+        from conveyor.grpc.bench import run_remote_bench
+
+        _run(run_remote_bench(_settings(store_url).store_url, jobs=jobs, concurrency=concurrency))
+        return
     from conveyor.bench import run_bench
 
     _run(

@@ -412,12 +412,15 @@ class _Base:
         retries: int,
         backoff: float,
         headers: Mapping[str, str] | None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.headers = {"accept": "application/json", **(headers or {})}
+        if token:  # an access token from /v1/auth/login, or an API token
+            self.headers["authorization"] = f"Bearer {token}"
 
     def _request_args(self, call: _Call[Any]) -> dict[str, Any]:
         headers = dict(call.headers or {})
@@ -461,9 +464,15 @@ class Client(_Base):
         backoff: float = 0.1,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(
-            base_url, timeout=timeout, retries=retries, backoff=backoff, headers=headers
+            base_url,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            headers=headers,
+            token=token,
         )
         self._http = httpx.Client(base_url=self.base_url, headers=self.headers, transport=transport)
 
@@ -606,9 +615,15 @@ class AsyncClient(_Base):
         backoff: float = 0.1,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         super().__init__(
-            base_url, timeout=timeout, retries=retries, backoff=backoff, headers=headers
+            base_url,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            headers=headers,
+            token=token,
         )
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self.headers, transport=transport

@@ -9,11 +9,32 @@ from fastapi import FastAPI
 
 from conveyor.api import create_app
 from conveyor.config import Settings
+from conveyor.models import Role
+from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.store import Store
+
+# Auth stays on here, as in production: these tests call as an admin (tests/security covers
+# the other roles and the refusals).
+API_TEST_SECRET = "api-tests-secret-0123456789-abcdefghijklmnop"
 
 
 def api_settings(url: str, **kw: Any) -> Settings:
-    return Settings(store_url=url, api_wait_interval=0.02, **kw)
+    base: dict[str, Any] = {
+        "store_url": url,
+        "api_wait_interval": 0.02,
+        "jwt_secret": API_TEST_SECRET,
+        # property-based runs send many unauthenticated probes from one "IP"
+        "rate_limit_anonymous": "100000/second",
+    }
+    base.update(kw)
+    return Settings(**base)
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    token, _ = TokenCodec.from_settings(settings).issue(
+        sub="test-admin", role=Role.ADMIN, tenant=None, typ=TokenType.ACCESS, ttl=3600
+    )
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest_asyncio.fixture
@@ -26,7 +47,10 @@ async def api_app(store: Store, store_url: str) -> AsyncIterator[FastAPI]:
 @pytest_asyncio.fixture
 async def api(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=api_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    headers = admin_headers(api_app.state.settings)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as client:
         yield client
 
 

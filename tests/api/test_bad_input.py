@@ -10,7 +10,7 @@ import pytest
 
 from conveyor.api import create_app
 from conveyor.store import Store
-from tests.api.conftest import api_settings, assert_problem, snapshot
+from tests.api.conftest import admin_headers, api_settings, assert_problem, snapshot
 
 GOOD = {"type": "t"}
 
@@ -100,7 +100,10 @@ async def test_body_over_the_limit_is_413(store: Store, store_url: str) -> None:
     app = create_app(api_settings(store_url, api_max_body_bytes=1000), store=store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+        headers = admin_headers(app.state.settings)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as api:
             before = await snapshot(store)
             body = {"type": "t", "payload": {"x": "y" * 2000}}
             assert_problem(await api.post("/v1/jobs", json=body), 413, code="payload_too_large")

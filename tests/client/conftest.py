@@ -10,8 +10,8 @@ import pytest_asyncio
 import uvicorn
 
 from conveyor.api import create_app
-from conveyor.config import Settings
 from conveyor.store import Store
+from tests.api.conftest import admin_headers, api_settings
 from tests.helpers import wait_until
 
 
@@ -22,7 +22,7 @@ async def server_url(store_url: str, store: Store) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = Settings(store_url=store_url, api_wait_interval=0.02)
+    settings = api_settings(store_url)
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -43,3 +43,8 @@ async def server_url(store_url: str, store: Store) -> AsyncIterator[str]:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 10)
         sock.close()
+
+
+def admin_token() -> str:
+    """A bearer token the test server (api_settings) accepts, for conveyor.Client(token=…)."""
+    return admin_headers(api_settings("unused")).get("Authorization", "").removeprefix("Bearer ")

@@ -17,11 +17,12 @@ from conveyor.client import (
 )
 from conveyor.models import JobStatus
 from conveyor.store import Completion, Store
+from tests.client.conftest import admin_token
 from tests.helpers import dead_job, running_job
 
 
 async def test_sync_client_round_trip(server_url: str, store: Store) -> None:
-    with conveyor.Client(server_url) as c:
+    with conveyor.Client(server_url, token=admin_token()) as c:
         job = c.submit("email.send", {"to": "a@b.c"}, queue="email", priority=3, tags=["x"])
         assert job.status == JobStatus.QUEUED and job.queue == "email" and job.priority == 3
         assert c.get(job.id) == job
@@ -40,7 +41,7 @@ async def test_sync_client_round_trip(server_url: str, store: Store) -> None:
 
 
 async def test_async_client_wait_and_retry(server_url: str, store: Store) -> None:
-    async with conveyor.AsyncClient(server_url) as c:
+    async with conveyor.AsyncClient(server_url, token=admin_token()) as c:
         running = await running_job(store)
 
         async def finish() -> None:
@@ -60,7 +61,7 @@ async def test_async_client_wait_and_retry(server_url: str, store: Store) -> Non
 
 
 async def test_errors_are_typed(server_url: str, store: Store) -> None:
-    async with conveyor.AsyncClient(server_url) as c:
+    async with conveyor.AsyncClient(server_url, token=admin_token()) as c:
         with pytest.raises(JobNotFoundError) as nf:
             await c.get(uuid.uuid4())
         assert isinstance(nf.value, conveyor.JobNotFound) and nf.value.status == 404
@@ -81,7 +82,7 @@ async def test_errors_are_typed(server_url: str, store: Store) -> None:
 
 
 def test_sync_schedules_queues_dead_and_workers(server_url: str, store: Store) -> None:
-    with conveyor.Client(server_url) as c:
+    with conveyor.Client(server_url, token=admin_token()) as c:
         s = c.put_schedule("every-minute", "* * * * *", "tick", payload={"n": 1})
         assert s.next_run_at is not None
         assert [x.name for x in c.schedules()] == ["every-minute"]

@@ -3,8 +3,8 @@
 A real `conveyor server` and `conveyor worker` run on loopback ports. An operator signs in
 (when the server has auth), pauses a queue, watches it fill while paused and drain once
 resumed, requeues a dead job, fixes another's payload and requeues it (it then completes),
-discards the rest in bulk, and disables a schedule. Every step is checked against the API as
-well as on the page, and screenshots of the main views go to docs/screenshots/.
+discards the rest in bulk, and triggers and disables a schedule. Every step is checked
+against the API as well as on the page; screenshots of the main views go to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def _chromium() -> Any:
         from playwright.async_api import async_playwright
     except ImportError as exc:  # pragma: no cover - a dev dependency
         require_services("Playwright", f"the playwright package is not installed: {exc}")
+        raise
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         require_services(
             "Chromium", "Debian's chromium is missing (scripts/services installs it as root)"
@@ -80,16 +81,14 @@ async def _auth(stack: Stack) -> tuple[str, str] | None:
     async with httpx.AsyncClient(base_url=stack.api) as http:
         if (await http.get("/v1/queues")).status_code != 401:
             return None
-    from conveyor.security.service import SecurityService  # type: ignore[import-not-found]
+    from conveyor.security.service import AuthService
     from conveyor.store import open_store
 
     password = secrets.token_urlsafe(16)
     store = open_store(stack.store_url)
     await store.connect()
     try:
-        await SecurityService(store, _server_settings(stack)).create_user(
-            "operator", password, "admin"
-        )
+        await AuthService(store, _server_settings(stack)).create_user("operator", password, "admin")
     finally:
         await store.close()
     return "operator", password
@@ -119,6 +118,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 async def test_operator_journey(stack: Stack) -> None:
     async_playwright = _chromium()
+    from playwright.async_api import expect
+
     SHOTS.mkdir(parents=True, exist_ok=True)
     creds = await _auth(stack)
     async with async_playwright() as pw:
@@ -154,16 +155,13 @@ async def test_operator_journey(stack: Stack) -> None:
             assert (await api.queue("default"))["paused"] is True
             await api.jobs([{"type": "obs.ok", "payload": {"sleep": 0.05}}] * N_FILL)
             ready = f'{default} td[data-status="queued"]'
-            await page.wait_for_function(
-                f"document.querySelector('{ready}')?.textContent === '{N_FILL}'"
-            )
+            # Locator assertions poll from Playwright's own script world; the page's CSP
+            # (script-src 'self') forbids the eval that wait_for_function would need.
+            await expect(page.locator(ready)).to_have_text(str(N_FILL))
             await shot(page, SHOTS / "overview.png")
             await page.click(f"{default} button:has-text('Resume')")
-            await page.wait_for_function(
-                f"document.querySelector('{default} td[data-status=\"completed\"]')"
-                f"?.textContent === '{N_FILL}'",
-                timeout=30_000,
-            )
+            completed = page.locator(f'{default} td[data-status="completed"]')
+            await expect(completed).to_have_text(str(N_FILL), timeout=30_000)
             assert (await api.queue("default"))["counts"]["queued"] == 0
             assert await page.text_content(ready) == "0"
 
@@ -240,6 +238,13 @@ async def test_operator_journey(stack: Stack) -> None:
             row = '#schedules tr[data-name="nightly-report"]'
             await page.wait_for_selector(f"{row} .badge.enabled")
             await shot(page, SHOTS / "schedules.png")
+            await page.click(f"{row} button:has-text('Trigger now')")
+
+            async def triggered() -> bool:
+                got = await api.http.get("/v1/jobs", params={"tag": "schedule:nightly-report"})
+                return len(got.json()["jobs"]) == 1
+
+            await wait_until(triggered, timeout=10, message="the schedule's job")
             await page.click(f"{row} button:has-text('Disable')")
             await page.wait_for_selector(f"{row} .badge.disabled")
             got = (await api.http.get("/v1/schedules/nightly-report")).json()

@@ -42,6 +42,7 @@ def base_env(store_url: str, extra: Mapping[str, str] | None = None) -> dict[str
         "CONVEYOR_METRICS_REFRESH_INTERVAL": "0.5",
         "CONVEYOR_AUTH_ENABLED": "false",
         "CONVEYOR_RATE_LIMIT_ENABLED": "false",
+        "CONVEYOR_GRPC_PORT": "0",  # HTTP only: no fixed port shared between test runs
         # Breakers watch and report (conveyor_circuit_state) but never open: the tests count
         # exact outcomes, which deferred jobs would shift.
         "CONVEYOR_BREAKER_MIN_CALLS": "1000000",

@@ -110,6 +110,8 @@ async def test_worker_gauges_live_and_vanish(app: App) -> None:
         )
         assert sample("conveyor_worker_free_slots", worker=worker.id) == 2
         assert worker.liveness() is None
+        # a fetch loop that has not come round within the bound while slots are free is stuck
+        assert "fetch loop has not run" in (worker.liveness(stall_after=1e-9) or "")
         gate.set()
     assert REGISTRY.get_sample_value("conveyor_worker_running_jobs", {"worker": worker.id}) is None
     assert worker.liveness() == "worker has stopped"

@@ -9,12 +9,15 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher as Argon2
+from argon2 import profiles
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from conveyor.api import create_app
 from conveyor.config import Settings
 from conveyor.models import Role
+from conveyor.security.passwords import PasswordHasher
 from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.store import Store
 from tests.conftest import require_services
@@ -74,6 +77,12 @@ def secure_settings(url: str, **kw: Any) -> Settings:
     return Settings(**base)
 
 
+def cheap_hasher() -> PasswordHasher:
+    """Argon2id at its cheapest: the suite tests the rules, not the KDF's cost (the production
+    parameters are exercised by test_auth_service.test_hasher_verifies_and_rejects)."""
+    return PasswordHasher(Argon2.from_parameters(profiles.CHEAPEST))
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -103,6 +112,8 @@ async def make_api(store: Store, store_url: str) -> AsyncIterator[AppFactory]:
         app = create_app(secure_settings(store_url, **kw), store=store)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
+        if app.state.auth is not None:
+            app.state.auth.hasher = cheap_hasher()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
         stack.append((app, client, lifespan))
         return app, client

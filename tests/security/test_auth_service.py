@@ -6,8 +6,6 @@ import time
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher as Argon2
-from argon2 import profiles
 from pydantic import SecretStr
 
 from conveyor.config import Settings
@@ -18,6 +16,7 @@ from conveyor.security.service import AuthService
 from conveyor.security.tokens import TokenType
 from conveyor.store import Store
 from tests.helpers import wait_until
+from tests.security.conftest import cheap_hasher
 from tests.security.keys import TEST_SECRET
 
 PASSWORD = "correct horse battery"
@@ -27,12 +26,6 @@ def auth_settings(**kw: Any) -> Settings:
     base: dict[str, Any] = {"jwt_secret": SecretStr(TEST_SECRET)}
     base.update(kw)
     return Settings(**base)
-
-
-def cheap_hasher() -> PasswordHasher:
-    """Argon2id with the cheapest parameters: the suite tests the rules, not the KDF's cost
-    (test_hasher_verifies_and_rejects uses the production parameters)."""
-    return PasswordHasher(Argon2.from_parameters(profiles.CHEAPEST))
 
 
 @pytest.fixture

@@ -59,10 +59,10 @@ def test_user_create_and_list(cli_url: str) -> None:
     assert "created ada" in out and "correct horse" not in out
     code, out, _ = run(["user", "list"], cli_url)
     assert code == 0 and out.split() == ["ada", "user", "acme", "active"]
-    code, out, _ = run(
+    code, out, err = run(
         ["user", "create", "bob", "--role", "user", "--password-stdin"], cli_url, "x" * 10
     )
-    assert code != 0 and "tenant" in out
+    assert code != 0 and "tenant" in out + err
 
 
 def test_token_create_list_revoke(cli_url: str) -> None:
@@ -92,15 +92,15 @@ def test_token_create_list_revoke(cli_url: str) -> None:
 
 
 def test_token_create_without_a_key_fails_clearly(cli_url: str) -> None:
-    code, out, _ = run(
+    code, out, err = run(
         ["token", "create", "--name", "w", "--role", "worker"], cli_url, CONVEYOR_JWT_SECRET=""
     )
-    assert code != 0 and "CONVEYOR_JWT_SECRET" in out
+    assert code != 0 and "CONVEYOR_JWT_SECRET" in out + err
 
 
 def test_server_refuses_to_start_without_a_key(cli_url: str) -> None:
-    code, out, _ = run(["server", "--port", "1"], cli_url, CONVEYOR_JWT_SECRET="")
-    assert code != 0 and "CONVEYOR_JWT_SECRET" in out
+    code, out, err = run(["server", "--port", "1"], cli_url, CONVEYOR_JWT_SECRET="")
+    assert code != 0 and "CONVEYOR_JWT_SECRET" in out + err
 
 
 def test_dev_key_is_generated_once_and_private(tmp_path: Path) -> None:

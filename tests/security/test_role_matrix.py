@@ -13,10 +13,9 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 
 from conveyor.api import create_app
-from conveyor.api.auth import route_requirement
+from conveyor.api.auth import api_routes, route_requirement
 from conveyor.models import NewJob, Role
 from conveyor.security.policy import Action, allowed
 from conveyor.store import JobFilter, Schedule, Store, User
@@ -26,8 +25,7 @@ from tests.security.conftest import AppFactory, access_token, bearer, secure_set
 _TEMPLATE_APP = create_app(secure_settings("sqlite:///unused.db"))
 ROUTES: list[tuple[str, str]] = sorted(
     (method, route.path)
-    for route in _TEMPLATE_APP.routes
-    if isinstance(route, APIRoute)
+    for route in api_routes(_TEMPLATE_APP)
     for method in route.methods
     if method != "HEAD"
 )
@@ -43,8 +41,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/v1/queues/{name}"): {"paused": False},
     ("POST", "/v1/schedules"): {"name": "s2", "cron": "0 * * * *", "type": "t"},
     ("PATCH", "/v1/schedules/{name}"): {"enabled": True},
-    ("POST", "/v1/auth/login"): {"username": "nobody", "password": "wrong-password"},
-    ("POST", "/v1/auth/refresh"): {"refresh_token": "x"},
+    ("POST", "/v1/auth/login"): {"username": "matrix", "password": "matrix-password"},
     ("POST", "/v1/users"): {"username": "newbie", "password": "long enough pw", "role": "admin"},
     ("PATCH", "/v1/users/{username}"): {"disabled": False},
     ("POST", "/v1/tokens"): {"name": "t", "role": "worker"},
@@ -53,7 +50,7 @@ BODIES: dict[tuple[str, str], Any] = {
 
 async def _fixtures(store: Store) -> dict[str, str]:
     job = (await store.enqueue_many([NewJob(type="t", tenant=TENANT)]))[0].job
-    dead = await dead_job(store, tenant=TENANT)
+    dead = await dead_job(store, tenant=TENANT, queue="dlq")
     await store.upsert_schedule(
         Schedule(name="nightly", cron="0 3 * * *", timezone="UTC", type="t")
     )
@@ -94,8 +91,8 @@ async def _snapshot(store: Store) -> tuple[Any, ...]:
 def test_every_route_has_a_policy_decision() -> None:
     undeclared = [
         f"{sorted(r.methods)} {r.path}"
-        for r in _TEMPLATE_APP.routes
-        if isinstance(r, APIRoute) and route_requirement(r) is None
+        for r in api_routes(_TEMPLATE_APP)
+        if route_requirement(r) is None
     ]
     assert not undeclared, f"routes without require(action) or public: {undeclared}"
 
@@ -113,19 +110,19 @@ async def test_route_against_every_role(
     method: str, template: str, make_api: AppFactory, store: Store
 ) -> None:
     app, api = await make_api(api_max_wait=0.1)
-    route = next(
-        r
-        for r in app.routes
-        if isinstance(r, APIRoute) and r.path == template and method in r.methods
-    )
+    route = next(r for r in api_routes(app) if r.path == template and method in r.methods)
     requirement = route_requirement(route)
     assert requirement is not None, f"{method} {template} has no policy decision"
     values = await _fixtures(store)
     settings = app.state.settings
     issued = await app.state.auth.create_api_token("matrix", Role.WORKER)
     values["jti"] = issued.record.jti
+    await app.state.auth.create_user("matrix", "matrix-password", Role.ADMIN)
+    refresh = (await app.state.auth.login("matrix", "matrix-password")).refresh_token
     path = _path(template, values)
     body = BODIES.get((method, template))
+    if template == "/v1/auth/refresh":
+        body = {"refresh_token": refresh}
 
     for role in ROLES:
         headers = {} if role is None else bearer(access_token(settings, role, _tenant(role)))

@@ -114,7 +114,7 @@ def _document_problems(app: FastAPI) -> None:
         problem = Problem.model_json_schema(ref_template=ref)
         problem.pop("$defs", None)
         schemas["Problem"] = problem
-        document_security(spec, app.routes)
+        document_security(spec, app)
         app.openapi_schema = spec
         return spec
 

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.errors import domain_problem
@@ -80,7 +81,13 @@ class AuthGate:
         auth: AuthService | None = getattr(state, "auth", None)
         limiter: RateLimiter | None = getattr(state, "limiter", None)
         try:
-            principal = await self._authenticate(scope, auth)
+            try:
+                principal = await self._authenticate(scope, auth)
+            except Unauthenticated:
+                # Bad credentials count against the caller's IP like any anonymous request,
+                # so guessing tokens is throttled too (429 once over, else the 401).
+                await self._limit(scope, limiter, None)
+                raise
             decision = await self._limit(scope, limiter, principal)
         except ConveyorError as exc:
             await domain_problem(exc)(scope, receive, send)
@@ -149,6 +156,12 @@ class AuthGate:
 # -- OpenAPI ------------------------------------------------------------------------------
 
 
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route with its full path and all its dependencies, router-level ones
+    included. FastAPI includes routers lazily, so `app.routes` alone does not list them."""
+    return [rc.route for rc in iter_route_contexts(app.routes) if isinstance(rc.route, APIRoute)]
+
+
 def route_requirement(route: Any) -> Action | bool | None:
     """The Action a route requires, True for a public route, None when it declares neither
     (which the role matrix test treats as a failure)."""
@@ -174,7 +187,7 @@ _SECURITY_RESPONSES: Mapping[str, str] = {
 }
 
 
-def document_security(spec: dict[str, Any], routes: list[Any]) -> None:
+def document_security(spec: dict[str, Any], app: FastAPI) -> None:
     """Declare bearer auth in the spec, and the 401/403/429 answers of protected operations."""
     components = spec.setdefault("components", {})
     components.setdefault("securitySchemes", {})["bearerAuth"] = {
@@ -183,9 +196,9 @@ def document_security(spec: dict[str, Any], routes: list[Any]) -> None:
         "bearerFormat": "JWT",
     }
     problem_ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for route in routes:
-        methods = getattr(route, "methods", None)
-        if not methods or not hasattr(route, "dependant") or not route.include_in_schema:
+    for route in api_routes(app):
+        methods = route.methods
+        if not methods or not route.include_in_schema:
             continue
         requirement = route_requirement(route)
         path_item = spec.get("paths", {}).get(route.path_format, {})

@@ -57,6 +57,7 @@ class RemoteWorkerStore:
         )
         self._channel: aio.Channel | None = None
         self._stub: pb_grpc.WorkerServiceAsyncStub | None = None
+        self._fetching: aio.UnaryUnaryCall[pb.FetchRequest, pb.FetchResponse] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -107,12 +108,26 @@ class RemoteWorkerStore:
             lease_seconds=lease_seconds,
             wait_seconds=self.wait_seconds,
         )
-        reply = await self._call(
-            lambda: self.stub.Fetch(
-                request, metadata=self._metadata, timeout=self.wait_seconds + CALL_TIMEOUT
-            )
+        call = self.stub.Fetch(
+            request, metadata=self._metadata, timeout=self.wait_seconds + CALL_TIMEOUT
         )
+        self._fetching = call
+        try:
+            reply = await self._call(lambda: call)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not call.cancelled() or (task is not None and task.cancelling()):
+                raise  # this task itself is being cancelled, not just the call
+            return []  # interrupt_claim(): the worker is stopping
+        finally:
+            self._fetching = None
         return [convert.job_from_pb(c.job, c.lease_token) for c in reply.jobs]
+
+    def interrupt_claim(self) -> None:
+        """End a long-polling claim now (the worker is stopping); it returns no jobs, and the
+        server hands back any it had claimed for the abandoned call."""
+        if self._fetching is not None:
+            self._fetching.cancel()
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
         """The claim already waited on the server; yield to the loop and claim again."""

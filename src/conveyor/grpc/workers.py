@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from conveyor.grpc import convert
 from conveyor.grpc.auth import Context, Guard
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2_grpc as pb_grpc
+from conveyor.models import Job
 from conveyor.security.policy import Principal
 from conveyor.store.base import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.worker.gateway import WorkerGateway
@@ -25,6 +27,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
     def __init__(self, gateway: WorkerGateway, guard: Guard) -> None:
         self.gateway = gateway
         self.guard = guard
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def RegisterWorker(
         self, request: pb.RegisterWorkerRequest, context: Context
@@ -49,6 +52,15 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
 
         return await self.guard.unary(context, _SVC + "RegisterWorker", call)
 
+    def _abandoned(self, context: Context, jobs: list[Job]) -> None:
+        """The call ended: if the worker hung up before the answer reached it, the jobs it
+        never saw go back to the queue now instead of waiting out their leases."""
+        if not context.cancelled():
+            return
+        task = asyncio.get_running_loop().create_task(self.gateway.hand_back(jobs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def DeregisterWorker(
         self, request: pb.DeregisterWorkerRequest, context: Context
     ) -> pb.DeregisterWorkerResponse:
@@ -64,6 +76,9 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             jobs = await self.gateway.fetch(
                 r.worker_id, list(r.queues), r.max_jobs, r.lease_seconds, r.wait_seconds
             )
+            if jobs:
+                # types-grpcio types the callback as a class, not a callable
+                context.add_done_callback(lambda ctx: self._abandoned(ctx, jobs))  # type: ignore[arg-type]
             return pb.FetchResponse(
                 jobs=[
                     pb.ClaimedJob(job=convert.job_to_pb(j), lease_token=j.lease_token) for j in jobs

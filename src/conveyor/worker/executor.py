@@ -123,6 +123,11 @@ class Worker:
                 r.cancel_reason = "shutdown"
                 r.task.cancel()
         self._stopping.set()
+        # A remote store's claim long-polls on the server: end it now rather than after its
+        # wait (the server hands back anything it claimed for the abandoned call).
+        interrupt = getattr(self.store, "interrupt_claim", None)
+        if callable(interrupt):
+            interrupt()
 
     @property
     def running_count(self) -> int:

@@ -12,6 +12,7 @@ capped. Lease fencing needs nothing extra: every outcome and heartbeat is a guar
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
@@ -87,7 +88,7 @@ class WorkerGateway:
             raise InvalidInput(f"max_jobs must be in [1, {MAX_BATCH}]", field="max_jobs")
         lease = _seconds(lease_seconds, "lease_seconds", 0, MAX_LEASE, open_lo=True)
         wait = _seconds(wait_seconds, "wait_seconds", 0, MAX_WAIT)
-        jobs = await self.store.claim(worker_id, wanted, max_jobs, lease)
+        jobs = await self._claim(worker_id, wanted, max_jobs, lease)
         deadline = time.monotonic() + wait
         # Wake-ups can be missed (another claimer took the jobs, a NOTIFY was lost): wait in
         # slices of the poll interval and claim again, like a direct worker's fetch loop.
@@ -96,8 +97,28 @@ class WorkerGateway:
             if remaining <= 0:
                 break
             await self.store.wait_for_jobs(wanted, min(remaining, self.settings.poll_interval))
-            jobs = await self.store.claim(worker_id, wanted, max_jobs, lease)
+            jobs = await self._claim(worker_id, wanted, max_jobs, lease)
         return jobs
+
+    async def _claim(
+        self, worker_id: str, queues: list[str], limit: int, lease: float
+    ) -> list[Job]:
+        """A claim that a cancelled caller (a worker that hung up) cannot strand: it runs to
+        the end, and its jobs are handed back without charging their attempt."""
+        task = asyncio.ensure_future(self.store.claim(worker_id, queues, limit, lease))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            jobs = await task
+            await self.hand_back(jobs)
+            raise
+
+    async def hand_back(self, jobs: Sequence[Job]) -> None:
+        """Return claimed jobs whose caller went away before receiving them."""
+        if jobs:
+            await self.store.release_many(
+                [Release(j.id, j.lease_token, reason="fetch abandoned") for j in jobs]
+            )
 
     async def complete(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         _batch(completions, "completions")

@@ -1,0 +1,100 @@
+"""`conveyor server` with gRPC on: HTTP (uvicorn) and gRPC in one process and one event loop,
+sharing one store pool and one JobService, so both doors see the same coalescer and limits.
+
+First SIGTERM/SIGINT: both stop taking calls and finish the ones in flight (gRPC long-polls
+included, within a grace period); a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from conveyor.config import Settings
+from conveyor.grpc.server import GrpcServer
+from conveyor.security.ratelimit import RateLimiter
+from conveyor.security.service import AuthService
+from conveyor.service import JobService
+from conveyor.store import Store, open_store
+
+STOP_GRACE = 5.0
+
+
+class _EmbeddedHTTP(uvicorn.Server):
+    """Leaves signals to serve_http_and_grpc, which stops HTTP and gRPC together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def grpc_auth(store: Store, settings: Settings) -> tuple[AuthService | None, RateLimiter | None]:
+    """The same authentication and limits as the HTTP API; raises ConfigError (refuse to
+    start) when auth is on without usable key material."""
+    limiter = RateLimiter(settings) if settings.rate_limit_enabled else None
+    if not settings.auth_enabled:
+        return None, limiter
+    auth = AuthService(store, settings, limiter=limiter)
+    auth.check_config()
+    return auth, limiter
+
+
+async def serve_http_and_grpc(
+    settings: Settings, host: str, port: int, grpc_host: str, access_log: bool
+) -> None:
+    from conveyor.api import create_app
+
+    store = open_store(settings.store_url)
+    service = JobService(store, settings)
+    auth, limiter = grpc_auth(store, settings)
+    api = create_app(settings, service=service)
+    await store.connect()
+    try:
+        grpc_server = GrpcServer(
+            service, auth=auth, limiter=limiter, host=grpc_host, port=settings.grpc_port
+        )
+        http = _EmbeddedHTTP(
+            uvicorn.Config(
+                api,
+                host=host,
+                port=port,
+                access_log=access_log,
+                log_level=settings.log_level.lower(),
+                log_config=None,
+                lifespan="on",
+            )
+        )
+        stopping = asyncio.Event()
+        grace = {"seconds": STOP_GRACE}
+        signals = {"n": 0}
+
+        def on_signal() -> None:
+            signals["n"] += 1
+            if signals["n"] > 1:
+                http.force_exit = True
+                grace["seconds"] = 0.0
+            http.should_exit = True
+            stopping.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+
+        async def grpc_lifetime() -> None:
+            await grpc_server.start()
+            await stopping.wait()
+            await grpc_server.stop(grace["seconds"])
+
+        async def http_lifetime() -> None:
+            try:
+                await http.serve()
+            finally:
+                stopping.set()  # HTTP failed to start or stopped: take gRPC down with it
+
+        await asyncio.gather(http_lifetime(), grpc_lifetime())
+    finally:
+        await store.close()

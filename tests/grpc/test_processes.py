@@ -1,0 +1,116 @@
+"""A real remote worker process (`conveyor worker APP --server grpc://… --token …`): killed
+mid-job it loses its lease like any crashed worker, and the job completes elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from conveyor.models import JobStatus, NewJob, Role
+from tests.e2e import apps
+from tests.grpc.conftest import RigFactory, running
+from tests.helpers import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spawn_remote_worker(url: str, token: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CONVEYOR_HEARTBEAT_INTERVAL": "0.2",
+        "CONVEYOR_POLL_INTERVAL": "0.1",
+        "CONVEYOR_GRPC_FETCH_WAIT": "1",
+        "CONVEYOR_TOKEN": token,  # from the environment, as in a deployment
+        # No store for this process: a remote worker must not need one.
+        "CONVEYOR_STORE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conveyor.cli",
+            "worker",
+            "tests.e2e.apps:app",
+            "--server",
+            url,
+            *args,
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_killed_remote_worker_loses_its_lease(make_rig: RigFactory, tmp_path: Path) -> None:
+    rig = await make_rig(auth_enabled=True)
+    token = rig.token(Role.WORKER, name="remote-proc")
+    job = (
+        await rig.service.submit(
+            NewJob(type="proc.slow", payload={"marker_dir": str(tmp_path), "seconds": 60})
+        )
+    ).job
+    victim = spawn_remote_worker(rig.url, token, "--lease", "1")
+    try:
+        await wait_until(
+            lambda: (tmp_path / f"{job.id}.1").exists() or victim.poll() is not None,
+            timeout=20,
+            message="first attempt to start in the remote worker",
+        )
+        assert victim.poll() is None, victim.stderr.read().decode() if victim.stderr else ""
+        running_job = await rig.store.get_job(job.id)
+        assert running_job.status == JobStatus.RUNNING
+        victim.send_signal(signal.SIGKILL)
+        assert await asyncio.to_thread(victim.wait, 10) == -signal.SIGKILL
+    finally:
+        victim.kill()
+        victim.wait(10)
+    # The server's housekeeping reaps the lease; another remote worker finishes the job.
+    rescuer = await rig.remote_worker(apps.app.registry, token, worker_id=f"r-{uuid.uuid4()}")
+    async with running(rescuer):
+
+        async def completed() -> bool:
+            return (await rig.store.get_job(job.id)).status == JobStatus.COMPLETED
+
+        await wait_until(completed, timeout=20, message="job to be recovered and completed")
+    done = await rig.store.get_job(job.id)
+    assert done.attempt == 2  # the lost attempt counted
+    assert done.result["attempt"] == 2
+    events = await rig.store.job_events(job.id)
+    assert any("lease" in (e.message or "") for e in events)
+
+
+async def test_sigterm_stops_a_parked_remote_worker_promptly(make_rig: RigFactory) -> None:
+    rig = await make_rig(auth_enabled=True)
+    token = rig.token(Role.WORKER, name="remote-proc")
+    proc = spawn_remote_worker(rig.url, token)
+    try:
+
+        async def registered() -> bool:
+            return bool(await rig.store.list_workers()) or proc.poll() is not None
+
+        await wait_until(registered, timeout=20, message="remote worker to register")
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            # Not proc.wait(): the server shares this event loop, and the worker's last calls
+            # (hand back, deregister) need it to answer.
+            code = await asyncio.to_thread(proc.wait, 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(proc.stderr.read().decode() if proc.stderr else "") from None
+        assert code == 0, proc.stderr.read().decode() if proc.stderr else ""
+        assert time.monotonic() - t0 < 3
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert await rig.store.list_workers() == []
