@@ -162,12 +162,11 @@ class RetryPolicy:
         max_retries: int,
         now: datetime,
         retryable: bool = True,
-        error: str = "",
         rng: random.Random | None = None,
     ) -> Retry | Dead:
         """What happens after attempt number `attempt` failed."""
         if not retryable:
-            return Dead(f"non-retryable error: {error}" if error else "non-retryable error")
+            return Dead("non-retryable error")
         if attempt > max_retries:
             return Dead(f"retries exhausted after {attempt} attempts")
         return Retry(now + timedelta(seconds=self.delay(attempt, rng)))

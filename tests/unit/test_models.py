@@ -81,5 +81,5 @@ def test_zero_retries_dies_on_first_failure():
 
 
 def test_non_retryable_goes_straight_to_dead():
-    d = RetryPolicy().decide(attempt=1, max_retries=10, now=NOW, retryable=False, error="bad")
-    assert d == Dead("non-retryable error: bad")
+    d = RetryPolicy().decide(attempt=1, max_retries=10, now=NOW, retryable=False)
+    assert d == Dead("non-retryable error")

@@ -67,8 +67,9 @@ class GrpcServer:
         )
         guard = Guard(auth, limiter)
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(service, guard), self._server)
+        self.gateway = WorkerGateway(service.store, s)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
-            WorkerServicer(WorkerGateway(service.store, s), guard), self._server
+            WorkerServicer(self.gateway, guard), self._server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
@@ -94,6 +95,7 @@ class GrpcServer:
     async def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, give running ones `grace` seconds (long-polls end with them)."""
         await self.health.enter_graceful_shutdown()
+        self.gateway.closing = True
         if self._maintenance is not None:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):

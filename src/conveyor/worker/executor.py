@@ -364,7 +364,6 @@ class Worker:
             max_retries=job.max_retries,
             now=datetime.now(UTC),
             retryable=retryable,
-            error=summary,
         )
         tb = "".join(traceback.format_exception(exc))
         if isinstance(decision, Retry):

@@ -63,6 +63,8 @@ class WorkerGateway:
     def __init__(self, store: Store, settings: Settings | None = None) -> None:
         self.store = store
         self.settings = settings or Settings()
+        # Set when the server shuts down: parked long-polls answer (empty) within one slice.
+        self.closing = False
 
     async def register(self, info: WorkerInfo) -> None:
         _worker_id(info.id)
@@ -92,7 +94,7 @@ class WorkerGateway:
         deadline = time.monotonic() + wait
         # Wake-ups can be missed (another claimer took the jobs, a NOTIFY was lost): wait in
         # slices of the poll interval and claim again, like a direct worker's fetch loop.
-        while not jobs:
+        while not jobs and not self.closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
