@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from conveyor.security.redact import redact_secrets
+
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -21,6 +23,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info if fmt != "console" else lambda _l, _m, e: e,
+            redact_secrets,  # last before rendering: also covers formatted tracebacks
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),

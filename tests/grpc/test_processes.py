@@ -114,3 +114,69 @@ async def test_sigterm_stops_a_parked_remote_worker_promptly(make_rig: RigFactor
         proc.kill()
         proc.wait(10)
     assert await rig.store.list_workers() == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn_server(env: dict[str, str], http_port: int, grpc_port: int) -> subprocess.Popen[bytes]:
+    cli = [sys.executable, "-m", "conveyor.cli"]
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+    return subprocess.Popen(
+        [*cli, "server", "--port", str(http_port), "--grpc-port", str(grpc_port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_conveyor_server_serves_http_and_grpc_in_one_process(tmp_path: Path) -> None:
+    import httpx
+    from grpc import aio
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from conveyor.grpc.gen.conveyor.v1 import jobs_pb2, jobs_pb2_grpc
+
+    url = f"sqlite:///{tmp_path}/server.db"
+    env = {
+        **os.environ,
+        "CONVEYOR_STORE_URL": url,
+        "CONVEYOR_AUTH_ENABLED": "false",
+        "PYTHONPATH": str(REPO),
+    }
+    http_port, grpc_port = _free_port(), _free_port()
+    proc = spawn_server(env, http_port, grpc_port)
+    try:
+        async with (
+            aio.insecure_channel(f"127.0.0.1:{grpc_port}") as ch,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http,
+        ):
+            health = health_pb2_grpc.HealthStub(ch)
+            reply = await health.Check(
+                health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=20
+            )
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            submitted = await jobs_pb2_grpc.JobServiceStub(ch).SubmitJob(
+                jobs_pb2.SubmitJobRequest(job=jobs_pb2.JobSpec(type="t.both"))
+            )
+
+            async def http_sees_it() -> bool:
+                try:
+                    resp = await http.get(f"/v1/jobs/{submitted.job.id}")
+                except httpx.TransportError:
+                    return False
+                return resp.status_code == 200 and resp.json()["type"] == "t.both"
+
+            await wait_until(http_sees_it, timeout=20, message="HTTP to serve the same store")
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 15)
+        assert code == 0, proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        proc.kill()
+        proc.wait(10)

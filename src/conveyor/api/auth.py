@@ -138,7 +138,8 @@ class AuthGate:
         if principal is None or principal is AUTH_DISABLED_PRINCIPAL:
             client = scope.get("client")
             key: tuple[str, ...] = ("ip", client[0] if client else "unknown")
-            item = limiter.by_role[None]
+            # Auth disabled: everyone is the stand-in admin, limited per IP at the admin rate.
+            item = limiter.by_role[None if principal is None else principal.role]
         else:
             key = ("principal", principal.role.value, principal.name)
             item = limiter.by_role[principal.role]

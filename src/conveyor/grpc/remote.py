@@ -27,13 +27,19 @@ from conveyor.grpc import convert
 from conveyor.grpc.errors import from_rpc_error
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2_grpc as pb_grpc
-from conveyor.grpc.server import channel_options
 from conveyor.models import JSON, Job
 from conveyor.store.base import Completion, Failure, Lease, Release, WorkerInfo
 
 T = TypeVar("T")
 
 CALL_TIMEOUT = 30.0  # seconds for any call but a long-polling claim
+
+# A Fetch answer carries up to max_jobs payloads: no receive cap (the server is trusted, and it
+# already capped what it accepted). Keepalive pings notice a dead connection mid long-poll.
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.keepalive_time_ms", 30_000),
+]
 
 
 def parse_target(url: str) -> str:
@@ -62,7 +68,7 @@ class RemoteWorkerStore:
     # -- lifecycle ---------------------------------------------------------------------
     async def connect(self) -> None:
         if self._channel is None:
-            self._channel = aio.insecure_channel(self.target, options=channel_options())
+            self._channel = aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
             self._stub = pb_grpc.WorkerServiceStub(self._channel)
 
     async def close(self) -> None:

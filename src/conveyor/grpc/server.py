@@ -112,12 +112,3 @@ class GrpcServer:
                 await run_maintenance(self.service.store)
             except Exception:
                 log.exception("maintenance failed")
-
-
-def channel_options(max_receive: int = -1) -> list[tuple[str, int]]:
-    """Client options: a Fetch answer carries up to max_jobs payloads, so no receive cap by
-    default (the server is trusted; it already capped what it accepted)."""
-    return [
-        ("grpc.max_receive_message_length", max_receive),
-        ("grpc.keepalive_time_ms", 30_000),
-    ]

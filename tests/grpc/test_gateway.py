@@ -1,0 +1,52 @@
+"""WorkerGateway: a worker that hangs up mid-fetch strands no job."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from conveyor.models import JobStatus, NewJob
+from conveyor.store import Store
+from conveyor.worker.gateway import WorkerGateway
+from tests.grpc.conftest import grpc_settings
+from tests.helpers import enqueue
+
+
+class SlowClaims:
+    """The real store, with claims that take long enough to be cancelled mid-way."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.claiming = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim(self, *args: Any) -> Any:
+        self.claiming.set()
+        await asyncio.sleep(0.2)
+        return await self._store.claim(*args)
+
+
+async def test_a_cancelled_fetch_hands_its_claim_back(store: Store, store_url: str) -> None:
+    (job,) = await enqueue(store, NewJob(type="t.x"))
+    slow = SlowClaims(store)
+    gateway = WorkerGateway(slow, grpc_settings(store_url))  # type: ignore[arg-type]
+    fetch = asyncio.create_task(gateway.fetch("w1", ["default"], 5, 30, 0))
+    await slow.claiming.wait()
+    fetch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fetch
+    back = await store.get_job(job.id)
+    assert back.status == JobStatus.QUEUED
+    assert back.attempt == 0  # handed back without charging the attempt
+
+
+async def test_closing_ends_a_parked_fetch(store: Store, store_url: str) -> None:
+    gateway = WorkerGateway(store, grpc_settings(store_url))
+    fetch = asyncio.create_task(gateway.fetch("w1", ["default"], 5, 30, 10))
+    await asyncio.sleep(0.1)
+    gateway.closing = True
+    assert await asyncio.wait_for(fetch, 2) == []
