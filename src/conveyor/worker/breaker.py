@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 
+BUCKETS = 60  # resolution of the sliding window
+
+
 class BreakerState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
@@ -53,7 +56,12 @@ class CircuitBreaker:
         self.config = config or BreakerConfig()
         self._clock = clock
         self._on_transition = on_transition
-        self._outcomes: deque[tuple[float, bool]] = deque()  # (time, ok)
+        # The window as BUCKETS slices of [start, calls, failures] plus running totals: a
+        # record is O(1) and memory stays bounded at thousands of jobs per second.
+        self._buckets: deque[list[float]] = deque()
+        self._bucket_width = self.config.window / BUCKETS
+        self._calls = 0
+        self._failures = 0
         self._state = BreakerState.CLOSED
         self._opened_at = 0.0
         self._probing = False
@@ -91,7 +99,7 @@ class CircuitBreaker:
         now = self._clock()
         if self._state is BreakerState.HALF_OPEN:
             self._probing = False
-            self._outcomes.clear()
+            self._clear()
             if ok:
                 self._move(BreakerState.CLOSED)
             else:
@@ -99,13 +107,20 @@ class CircuitBreaker:
             return
         if self._state is BreakerState.OPEN:
             return  # a job that started before the breaker opened: its news is stale
-        self._outcomes.append((now, ok))
         self._trim(now)
-        calls = len(self._outcomes)
-        if calls >= self.config.min_calls:
-            failures = sum(1 for _, good in self._outcomes if not good)
-            if failures / calls >= self.config.failure_rate:
-                self._open(now)
+        if not self._buckets or now >= self._buckets[-1][0] + self._bucket_width:
+            self._buckets.append([now, 0, 0])
+        bucket = self._buckets[-1]
+        bucket[1] += 1
+        self._calls += 1
+        if not ok:
+            bucket[2] += 1
+            self._failures += 1
+        if (
+            self._calls >= self.config.min_calls
+            and self._failures / self._calls >= self.config.failure_rate
+        ):
+            self._open(now)
 
     def abandon(self) -> None:
         """A job that was allowed ended with no verdict (cancelled, handed back): free the
@@ -115,8 +130,7 @@ class CircuitBreaker:
     # -- reporting ----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         self._trim(self._clock())
-        calls = len(self._outcomes)
-        failures = sum(1 for _, good in self._outcomes if not good)
+        calls, failures = self._calls, self._failures
         return {
             "state": self._state.value,
             "calls": calls,
@@ -128,12 +142,18 @@ class CircuitBreaker:
     # -- internals ----------------------------------------------------------------------
     def _trim(self, now: float) -> None:
         horizon = now - self.config.window
-        while self._outcomes and self._outcomes[0][0] < horizon:
-            self._outcomes.popleft()
+        while self._buckets and self._buckets[0][0] < horizon:
+            _, calls, failures = self._buckets.popleft()
+            self._calls -= int(calls)
+            self._failures -= int(failures)
+
+    def _clear(self) -> None:
+        self._buckets.clear()
+        self._calls = self._failures = 0
 
     def _open(self, now: float) -> None:
         self._opened_at = now
-        self._outcomes.clear()
+        self._clear()
         self._probing = False
         self._move(BreakerState.OPEN)
 
