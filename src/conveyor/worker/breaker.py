@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-
 BUCKETS = 60  # resolution of the sliding window
 
 
