@@ -166,7 +166,8 @@ async def _steady(
     await run
     click.echo(
         f"store {url.split('?')[0]}  steady {rate:g} jobs/s for {duration:g} s, "
-        f"one producer process submitting single jobs via JobService.submit, one worker (c={concurrency})"
+        f"one producer process submitting single jobs via JobService.submit, "
+        f"one worker (c={concurrency})"
     )
     click.echo(f"jobs run: {len(latencies)} (seen before drain: {expected})")
     click.echo(f"enqueue-to-start latency: {_percentiles(latencies)}")
