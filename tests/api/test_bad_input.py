@@ -224,3 +224,12 @@ async def test_unknown_routes_and_methods(api: httpx.AsyncClient) -> None:
     resp = await api.get("/v1/jobs/batch")
     assert_problem(resp, 405)
     assert resp.headers["allow"] == "POST"
+
+
+async def test_unknown_query_parameter_is_refused(api: httpx.AsyncClient, store: Store) -> None:
+    before = await snapshot(store)
+    resp = await api.get("/v1/jobs", params={"stauts": "dead"})
+    problem = assert_problem(resp, 422, code="invalid_input")
+    assert problem["field"] == "stauts"
+    assert "unknown query parameter" in problem["detail"]
+    assert await snapshot(store) == before

@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from conveyor.api import errors, observability
 from conveyor.api.auth import AuthGate, document_security
+from conveyor.api.deps import reject_unknown_query
 from conveyor.api.headers import SecurityHeaders
 from conveyor.api.limits import BodyGate
 from conveyor.api.routes import auth, dashboard, health, jobs, queues, schedules, workers
@@ -82,6 +83,7 @@ def create_app(
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(reject_unknown_query)],
     )
     errors.install(app)
     app.state.auth_required = settings.auth_enabled

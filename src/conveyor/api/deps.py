@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from conveyor.api.auth import PRINCIPAL_KEY, require
 from conveyor.config import Settings
+from conveyor.errors import InvalidInput
 from conveyor.security.policy import Action, Principal, check
 from conveyor.service import JobService
 
@@ -22,6 +26,42 @@ async def current_principal(request: Request) -> Principal:
     instead: the role-matrix test flags a route that only asks for this."""
     principal: Principal | None = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     return check(principal, Action.AUTH_SELF)
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A misspelt filter (`?stauts=dead`) must not quietly list every job: unknown query
+    parameters are refused, as unknown body fields are."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = frozenset(_query_names(route.dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter(s): {', '.join(map(repr, unknown))}"
+            + (f"; accepted: {', '.join(sorted(known))}" if known else ""),
+            field=unknown[0],
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """Query parameter names a route declares, through its whole dependency tree (a
+    parameter model contributes its fields' aliases)."""
+    names: set[str] = set()
+    for field in dependant.query_params:
+        model = field.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names |= {f.alias or n for n, f in model.model_fields.items()}
+        else:
+            names.add(field.alias)
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 async def get_service(request: Request) -> JobService:

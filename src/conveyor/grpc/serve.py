@@ -1,5 +1,5 @@
 """`conveyor server` with gRPC on: HTTP (uvicorn) and gRPC in one process and one event loop,
-sharing one store pool and one JobService, so both doors see the same coalescer and limits.
+sharing one store pool, one JobService, one AuthService and one rate limiter.
 
 First SIGTERM/SIGINT: both stop taking calls and finish the ones in flight (gRPC long-polls
 included, within a grace period); a second one stops at once.
@@ -54,9 +54,6 @@ async def serve_http_and_grpc(
     api = create_app(settings, service=service)
     await store.connect()
     try:
-        grpc_server = GrpcServer(
-            service, auth=auth, limiter=limiter, host=grpc_host, port=settings.grpc_port
-        )
         http = _EmbeddedHTTP(
             uvicorn.Config(
                 api,
@@ -85,6 +82,20 @@ async def serve_http_and_grpc(
             loop.add_signal_handler(sig, on_signal)
 
         async def grpc_lifetime() -> None:
+            # Start once HTTP has (its lifespan built the AuthService and rate limiter), and use
+            # those very objects: one API-token cache and one rate budget per principal for
+            # both doors, even without Redis.
+            while not http.started:
+                if stopping.is_set():
+                    return
+                await asyncio.sleep(0.02)
+            grpc_server = GrpcServer(
+                service,
+                auth=getattr(api.state, "auth", auth),
+                limiter=getattr(api.state, "limiter", limiter),
+                host=grpc_host,
+                port=settings.grpc_port,
+            )
             await grpc_server.start()
             await stopping.wait()
             await grpc_server.stop(grace["seconds"])

@@ -150,6 +150,9 @@ async def list_jobs(
     status: JobStatus | None = None,
     type: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
     tag: Annotated[str | None, Query(json_schema_extra=NAME_DOC)] = None,
+    tenant: Annotated[
+        str | None, Query(json_schema_extra=NAME_DOC, description="ignored for USER callers")
+    ] = None,
     created_after: Annotated[Rfc3339 | None, Query(description="inclusive")] = None,
     created_before: Annotated[Rfc3339 | None, Query(description="exclusive")] = None,
     limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE})] = 50,
@@ -162,6 +165,7 @@ async def list_jobs(
         status=status,
         type=type,
         tag=tag,
+        tenant=tenant,
         created_after=created_after,
         created_before=created_before,
     )
