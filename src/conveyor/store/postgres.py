@@ -715,6 +715,14 @@ def _queue_settings(r: asyncpg.Record) -> QueueSettings:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a pooled connection without asyncpg's reset query (RESET ALL, UNLISTEN *,
+    advisory unlock, CLOSE ALL): a round trip on every release of every hot-path call, for
+    state Conveyor never leaves on a pooled connection (session advisory locks and LISTEN live
+    on dedicated connections; settings are fixed at connect). The pool still rolls back an
+    open transaction and drops listeners before this runs."""
+
+
 class NotifyCoalescer:
     """Sends the enqueue NOTIFY after commit, at most one statement in flight.
 
@@ -818,6 +826,7 @@ class PostgresStore:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 init=_init_connection,
+                reset=_keep_session,
                 server_settings=self._server_settings,
                 command_timeout=self._command_timeout,
                 timeout=self._connect_timeout,
