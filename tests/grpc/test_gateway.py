@@ -45,8 +45,17 @@ async def test_a_cancelled_fetch_hands_its_claim_back(store: Store, store_url: s
 
 
 async def test_closing_ends_a_parked_fetch(store: Store, store_url: str) -> None:
+    parked = asyncio.Event()
+    store_wait = store.wait_for_jobs
+
+    async def watched_wait(*a: Any, **kw: Any) -> None:
+        parked.set()
+        await store_wait(*a, **kw)
+
+    store.wait_for_jobs = watched_wait  # type: ignore[method-assign]
     gateway = WorkerGateway(store, grpc_settings(store_url))
     fetch = asyncio.create_task(gateway.fetch("w1", ["default"], 5, 30, 10))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(parked.wait(), 5)  # parked in the long poll, not yet answered
+    assert not fetch.done()
     gateway.closing = True
     assert await asyncio.wait_for(fetch, 2) == []

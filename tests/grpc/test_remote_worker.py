@@ -93,9 +93,16 @@ async def test_long_poll_starts_new_jobs_promptly_with_few_calls(make_rig: RigFa
         return await claim(*a, **kw)
 
     remote.claim = counting_claim  # type: ignore[method-assign]
+    parked = asyncio.Event()
+    store_wait = rig.store.wait_for_jobs
+
+    async def watched_wait(*a: Any, **kw: Any) -> None:
+        parked.set()  # the server found nothing and is now long-polling for the worker
+        await store_wait(*a, **kw)
+
+    rig.store.wait_for_jobs = watched_wait  # type: ignore[method-assign]
     async with running(worker):
-        await wait_until(lambda: fetches["n"] >= 1, message="the first fetch")
-        await asyncio.sleep(0.3)  # the worker is now parked in a long poll on the server
+        await wait_until(parked.is_set, message="the fetch to park on the server")
         t0 = time.monotonic()
         job = (await rig.service.submit(NewJob(type="t.stamp"))).job
         await wait_until(lambda: job.id in ran, timeout=5, message="job to start")
