@@ -208,14 +208,13 @@ class JobService:
         checked = []
         for i, job in enumerate(jobs):
             try:
-                checked.append(self.validate(job))
+                checked.append(self._confine(self.validate(job), tenant))
             except InvalidInput as exc:
                 if len(jobs) == 1:
                     raise
                 raise InvalidInput(
                     f"jobs[{i}]: {exc.message}", field=f"jobs[{i}].{exc.field}"
                 ) from exc
-        checked = [self._confine(j, tenant) for j in checked]
         results = await self.store.enqueue_many(checked)
         metrics.count_enqueued(results)
         return results
