@@ -7,7 +7,6 @@
 // MODE=single posts one job per request to /v1/jobs; MODE=batch posts BATCH jobs per request to
 // /v1/jobs/batch. The last line printed has req/s, jobs/s and latency percentiles.
 import http from "k6/http";
-import { check } from "k6";
 
 const BASE_URL = __ENV.BASE_URL || "http://127.0.0.1:8080";
 const MODE = __ENV.MODE || "single";
@@ -15,8 +14,12 @@ const BATCH = parseInt(__ENV.BATCH || "1000", 10);
 const RATE = parseInt(__ENV.RATE || (MODE === "batch" ? "20" : "2000"), 10);
 const DURATION = __ENV.DURATION || "20s";
 
+// k6 shares the machine with the server: keep its own per-request work small (a body built
+// once, no checks; a non-201 counts in http_req_failed through the response callback, and
+// only the tags the summary needs).
 export const options = {
   discardResponseBodies: true,
+  systemTags: ["status", "method", "expected_response"],
   summaryTrendStats: ["avg", "min", "med", "p(90)", "p(95)", "p(99)", "max"],
   scenarios: {
     submit: {
@@ -30,6 +33,8 @@ export const options = {
   },
 };
 
+http.setResponseCallback(http.expectedStatuses(201));
+
 const params = {
   headers: { "Content-Type": "application/json", Authorization: `Bearer ${__ENV.TOKEN}` },
 };
@@ -38,18 +43,13 @@ function job(i) {
   return { type: "bench.noop", payload: { n: i, note: "k6" }, queue: "bench" };
 }
 
-const batchBody = JSON.stringify({
-  jobs: Array.from({ length: BATCH }, (_, i) => job(i)),
-});
+const url = MODE === "batch" ? `${BASE_URL}/v1/jobs/batch` : `${BASE_URL}/v1/jobs`;
+const body = JSON.stringify(
+  MODE === "batch" ? { jobs: Array.from({ length: BATCH }, (_, i) => job(i)) } : job(0),
+);
 
 export default function () {
-  if (MODE === "batch") {
-    const res = http.post(`${BASE_URL}/v1/jobs/batch`, batchBody, params);
-    check(res, { "201": (r) => r.status === 201 });
-  } else {
-    const res = http.post(`${BASE_URL}/v1/jobs`, JSON.stringify(job(__ITER)), params);
-    check(res, { "201": (r) => r.status === 201 });
-  }
+  http.post(url, body, params);
 }
 
 export function handleSummary(data) {

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from conveyor import App, JobContext, NonRetryable, metrics
-from conveyor.api.observability import HttpMetrics
+from conveyor.api import create_app
+from conveyor.store import open_store
 from conveyor.worker import Worker
 from tests.e2e.conftest import fast_settings
 from tests.helpers import wait_until
@@ -150,36 +150,40 @@ def test_job_series_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(metrics._series) == {("q", "a"), ("q", "b"), ("q", metrics.OVERFLOW_LABEL)}
 
 
-async def test_http_metrics_use_route_templates() -> None:
-    api = FastAPI()
+async def test_http_metrics_use_route_templates(sqlite_url: str) -> None:
+    settings = fast_settings(sqlite_url, auth_enabled=False)
+    store = open_store(sqlite_url)
+    await store.connect()
+    await store.migrate()
+    api = create_app(settings, store=store)
+    series = {
+        "read": ("GET", "/v1/jobs/{job_id}", "404"),
+        "unmatched": ("GET", "unmatched", "404"),
+        "submit": ("POST", "/v1/jobs", "201"),  # answered by the gate's direct handler
+    }
 
-    @api.get("/things/{thing_id}")
-    async def thing(thing_id: str) -> dict[str, str]:
-        return {"id": thing_id}
+    def counts() -> dict[str, float]:
+        return {
+            k: sample("conveyor_http_requests_total", method=m, route=r, status=s)
+            for k, (m, r, s) in series.items()
+        }
 
-    api.add_middleware(HttpMetrics)
-    before = sample(
-        "conveyor_http_requests_total", method="GET", route="/things/{thing_id}", status="200"
-    )
-    unmatched = sample(
-        "conveyor_http_requests_total", method="GET", route="unmatched", status="404"
-    )
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-        for i in range(3):
-            assert (await http.get(f"/things/{uuid.uuid4()}-{i}")).status_code == 200
-        assert (await http.get(f"/nowhere/{uuid.uuid4()}")).status_code == 404
-    after = sample(
-        "conveyor_http_requests_total", method="GET", route="/things/{thing_id}", status="200"
-    )
-    assert after - before == 3
-    assert (
-        sample("conveyor_http_requests_total", method="GET", route="unmatched", status="404")
-        - unmatched
-        == 1
-    )
+    before = counts()
+    try:
+        async with api.router.lifespan_context(api):
+            transport = httpx.ASGITransport(app=api)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                for _ in range(3):
+                    assert (await http.get(f"/v1/jobs/{uuid.uuid4()}")).status_code == 404
+                assert (await http.get(f"/nowhere/{uuid.uuid4()}")).status_code == 404
+                for _ in range(2):
+                    assert (await http.post("/v1/jobs", json={"type": "m.x"})).status_code == 201
+    finally:
+        await store.close()
+    after = counts()
+    assert {k: after[k] - before[k] for k in series} == {"read": 3, "unmatched": 1, "submit": 2}
     text = metrics.render()[0].decode()
-    assert "/nowhere/" not in text and "/things/" + "{thing_id}" in text
+    assert "/nowhere/" not in text and "/v1/jobs/" + "{job_id}" in text
 
 
 def test_circuit_state_from_breaker_sources() -> None:

@@ -1,4 +1,4 @@
-"""The FastAPI application: wiring only (store lifecycle, error mapping, body gate, routers)."""
+"""The FastAPI application: wiring only (store lifecycle, error mapping, front gate, routers)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from conveyor.api import errors, observability
-from conveyor.api.auth import AuthGate, document_security
+from conveyor.api.auth import document_security
 from conveyor.api.deps import reject_unknown_query
-from conveyor.api.headers import SecurityHeaders
-from conveyor.api.limits import BodyGate
+from conveyor.api.gate import Gate
 from conveyor.api.routes import auth, dashboard, health, jobs, queues, schedules, workers
 from conveyor.api.schemas import FieldError, Problem
 from conveyor.config import Settings
@@ -87,13 +86,11 @@ def create_app(
     )
     errors.install(app)
     app.state.auth_required = settings.auth_enabled
-    app.add_middleware(BodyGate, max_bytes=settings.api_max_body_bytes)
-    app.add_middleware(AuthGate)  # outside the body gate: no body is read before auth
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(Gate, max_bytes=settings.api_max_body_bytes, direct=jobs.DIRECT)
     for module in (jobs, queues, schedules, workers, health, auth):
         app.include_router(module.router)
     dashboard.install(app)
-    observability.install(app)  # last: the outermost middleware times whole requests
+    observability.install(app)
     _document_problems(app)
     return app
 

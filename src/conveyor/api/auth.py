@@ -1,9 +1,9 @@
-"""HTTP side of auth: who is calling (AuthGate, before anything else runs), may they
-(`require(action)` on every route), and how fast (rate limits, in the same gate).
+"""HTTP side of auth: who is calling (`authenticate_and_limit`, run by the front gate before
+anything else), may they (`require(action)` on every route), and how fast (rate limits).
 
-Authentication and rate limiting are one pure-ASGI middleware placed outside the body gate, so
-a request without valid credentials or over its limit is answered before its body is read,
-parsed or validated, and never reaches the store. Authorization needs the route's action, so
+The gate runs authentication and rate limiting before the body is read, so a request without
+valid credentials or over its limit is answered before its body is read, parsed or
+validated, and never reaches the store. Authorization needs the route's action, so
 it is a dependency; the decision itself is `conveyor.security.policy.check`, the one place.
 """
 
@@ -15,10 +15,9 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from conveyor.api.errors import domain_problem
-from conveyor.errors import ConveyorError, RateLimited, StoreUnavailable, Unauthenticated
+from conveyor.errors import RateLimited, StoreUnavailable, Unauthenticated
 from conveyor.security.policy import AUTH_DISABLED_PRINCIPAL, Action, Principal, check
 from conveyor.security.ratelimit import Decision, RateLimiter
 from conveyor.security.service import AuthService
@@ -29,6 +28,7 @@ log = structlog.get_logger("conveyor.api")
 # always learn the truth, and /metrics checks its own scrape token (CONVEYOR_METRICS_TOKEN).
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PRINCIPAL_KEY = "principal"
+Header = tuple[bytes, bytes]
 
 
 # -- per route ----------------------------------------------------------------------------
@@ -66,92 +66,72 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-class AuthGate:
-    """Authenticates the bearer token (if any), applies the caller's rate limit, records the
-    principal in the request scope and adds RateLimit-* headers to the response."""
+async def authenticate_and_limit(scope: Scope) -> tuple[Principal | None, list[Header]]:
+    """The caller (None when anonymous) and the RateLimit-* headers its answer carries.
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    Raises Unauthenticated for bad credentials, RateLimited over the limit, and the limiter's
+    or store's unavailability errors. Bad credentials count against the caller's IP like any
+    anonymous request, so guessing tokens is throttled too (429 once over, else the 401)."""
+    state = scope["app"].state
+    auth: AuthService | None = getattr(state, "auth", None)
+    limiter: RateLimiter | None = getattr(state, "limiter", None)
+    try:
+        principal = await _authenticate(scope, auth)
+    except Unauthenticated:
+        await _limit(scope, limiter, None)
+        raise
+    decision = await _limit(scope, limiter, principal)
+    if decision is None:
+        return principal, []
+    return principal, [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
-        state = scope["app"].state
-        auth: AuthService | None = getattr(state, "auth", None)
-        limiter: RateLimiter | None = getattr(state, "limiter", None)
-        try:
-            try:
-                principal = await self._authenticate(scope, auth)
-            except Unauthenticated:
-                # Bad credentials count against the caller's IP like any anonymous request,
-                # so guessing tokens is throttled too (429 once over, else the 401).
-                await self._limit(scope, limiter, None)
-                raise
-            decision = await self._limit(scope, limiter, principal)
-        except ConveyorError as exc:
-            await domain_problem(exc)(scope, receive, send)
-            return
-        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
-        if decision is None:
-            await self.app(scope, receive, send)
-            return
-        extra = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
+async def _authenticate(scope: Scope, auth: AuthService | None) -> Principal | None:
+    if auth is None:
+        if getattr(scope["app"].state, "auth_required", True):
+            # Auth is on but the lifespan has not set it up: refuse, never fail open.
+            raise StoreUnavailable("the server is not ready (auth not initialised)")
+        return AUTH_DISABLED_PRINCIPAL
+    token = _bearer(scope)
+    if token is None:
+        return None  # anonymous: public routes work, `require` answers 401 elsewhere
+    if not token:
+        raise Unauthenticated("use Authorization: Bearer <token>")
+    try:
+        return await auth.authenticate(token)
+    except Unauthenticated as exc:
+        # The reason (expired, bad signature...) is for operators; never log the token.
+        cause = exc.__cause__
+        log.info(
+            "authentication failed",
+            path=scope.get("path"),
+            reason=type(cause).__name__ if cause else exc.message,
+        )
+        raise
 
-        await self.app(scope, receive, send_with_headers)
 
-    @staticmethod
-    async def _authenticate(scope: Scope, auth: AuthService | None) -> Principal | None:
-        if auth is None:
-            if getattr(scope["app"].state, "auth_required", True):
-                # Auth is on but the lifespan has not set it up: refuse, never fail open.
-                raise StoreUnavailable("the server is not ready (auth not initialised)")
-            return AUTH_DISABLED_PRINCIPAL
-        token = _bearer(scope)
-        if token is None:
-            return None  # anonymous: public routes work, `require` answers 401 elsewhere
-        if not token:
-            raise Unauthenticated("use Authorization: Bearer <token>")
-        try:
-            return await auth.authenticate(token)
-        except Unauthenticated as exc:
-            # The reason (expired, bad signature...) is for operators; never log the token.
-            cause = exc.__cause__
-            log.info(
-                "authentication failed",
-                path=scope.get("path"),
-                reason=type(cause).__name__ if cause else exc.message,
-            )
-            raise
-
-    @staticmethod
-    async def _limit(
-        scope: Scope, limiter: RateLimiter | None, principal: Principal | None
-    ) -> Decision | None:
-        if limiter is None:
-            return None
-        if principal is None or principal is AUTH_DISABLED_PRINCIPAL:
-            client = scope.get("client")
-            key: tuple[str, ...] = ("ip", client[0] if client else "unknown")
-            # Auth disabled: everyone is the stand-in admin, limited per IP at the admin rate.
-            item = limiter.by_role[None if principal is None else principal.role]
-        else:
-            key = ("principal", principal.role.value, principal.name)
-            item = limiter.by_role[principal.role]
-        decision = await limiter.hit(item, *key)
-        if decision is not None and not decision.allowed:
-            raise RateLimited(
-                f"rate limit of {item} exceeded; retry after {decision.retry_after}s",
-                retry_after=decision.reset_after,
-                limit=decision.limit,
-                reset_after=decision.reset_after,
-            )
-        return decision
+async def _limit(
+    scope: Scope, limiter: RateLimiter | None, principal: Principal | None
+) -> Decision | None:
+    if limiter is None:
+        return None
+    if principal is None or principal is AUTH_DISABLED_PRINCIPAL:
+        client = scope.get("client")
+        key: tuple[str, ...] = ("ip", client[0] if client else "unknown")
+        # Auth disabled: everyone is the stand-in admin, limited per IP at the admin rate.
+        item = limiter.by_role[None if principal is None else principal.role]
+    else:
+        key = ("principal", principal.role.value, principal.name)
+        item = limiter.by_role[principal.role]
+    decision = await limiter.hit(item, *key)
+    if decision is not None and not decision.allowed:
+        raise RateLimited(
+            f"rate limit of {item} exceeded; retry after {decision.retry_after}s",
+            retry_after=decision.reset_after,
+            limit=decision.limit,
+            reset_after=decision.reset_after,
+        )
+    return decision
 
 
 # -- OpenAPI ------------------------------------------------------------------------------

@@ -1,12 +1,10 @@
-"""Security headers on every response, set once here rather than per route.
+"""Security headers on every response, added by the front gate rather than per route.
 
 The API and dashboard load nothing from elsewhere, so their policy is strict; only the
 Swagger UI at /docs needs its CDN assets and inline bootstrap script.
 """
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STRICT_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -29,25 +27,16 @@ _COMMON: list[tuple[bytes, bytes]] = [
 _NO_STORE_PREFIXES = ("/v1/auth/", "/v1/tokens")
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+Header = tuple[bytes, bytes]
+_STRICT: list[Header] = [*_COMMON, (b"content-security-policy", STRICT_CSP.encode())]
+_DOCS: list[Header] = [*_COMMON, (b"content-security-policy", DOCS_CSP.encode())]
+_TOKENS: list[Header] = [*_STRICT, (b"cache-control", b"no-store")]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        csp = DOCS_CSP if path == "/docs" else STRICT_CSP
-        extra = [*_COMMON, (b"content-security-policy", csp.encode())]
-        if path.startswith(_NO_STORE_PREFIXES):
-            extra.append((b"cache-control", b"no-store"))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                add = [(k, v) for k, v in extra if k not in present]
-                message = {**message, "headers": [*message.get("headers", []), *add]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def security_headers(path: str) -> list[Header]:
+    """The headers every response on `path` carries (a response's own take precedence)."""
+    if path == "/docs":
+        return _DOCS
+    if path.startswith(_NO_STORE_PREFIXES):
+        return _TOKENS
+    return _STRICT

@@ -1,5 +1,5 @@
-"""The server's side of observability: GET /metrics, per-route HTTP metrics, and the background
-refresh of store-backed gauges (queue depth, workers alive).
+"""The server's side of observability: GET /metrics, per-route HTTP metrics (recorded by the
+front gate), and the background refresh of store-backed gauges (queue depth, workers alive).
 
 /metrics, /healthz and /readyz stay public by default: scrapers and orchestrators carry no user
 credentials. Set CONVEYOR_METRICS_TOKEN to require `Authorization: Bearer <token>` on /metrics
@@ -9,14 +9,12 @@ credentials. Set CONVEYOR_METRICS_TOKEN to require `Authorization: Bearer <token
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor import metrics
 from conveyor.api.auth import public
@@ -49,46 +47,26 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-class HttpMetrics:
+class RequestMetrics:
     """Counts requests and observes latency by method, route template and status.
 
-    The label is the template of the matched route (`/v1/jobs/{job_id}`), read from
-    scope["route"] after routing, never the raw path: raw paths carry ids and would make one
-    series per job. Pure ASGI, since it wraps every request.
-    """
+    The label is the template of the matched route (`/v1/jobs/{job_id}`), never the raw path:
+    raw paths carry ids and would make one series per job. Label children are cached, since
+    this runs for every request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # an exception escaping the app is answered 500 by Starlette
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            key = (method, template, status)
-            children = self._children.get(key)
-            if children is None:
-                children = self._children[key] = (
-                    metrics.HTTP_REQUESTS.labels(method, template, str(status)),
-                    metrics.HTTP_DURATION.labels(method, template),
-                )
-            children[0].inc()
-            children[1].observe(time.perf_counter() - start)
+    def observe(self, method: str, template: str | None, status: int, seconds: float) -> None:
+        key = (method if method in _METHODS else "OTHER", template or UNMATCHED, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                metrics.HTTP_REQUESTS.labels(key[0], key[1], str(status)),
+                metrics.HTTP_DURATION.labels(key[0], key[1]),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 @asynccontextmanager
@@ -106,7 +84,5 @@ async def store_stats(service: JobService, settings: Settings) -> AsyncIterator[
 
 
 def install(app: FastAPI) -> None:
-    """Add /metrics and the HTTP middleware. Call after every other middleware is added, so
-    this one is outermost and times the whole request."""
+    """Add /metrics (the front gate records the HTTP metrics)."""
     app.include_router(router)
-    app.add_middleware(HttpMetrics)
