@@ -83,6 +83,9 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
+        # Conveyor's metrics are Prometheus (conveyor.metrics); FastAPI's own OpenTelemetry
+        # hooks would only re-check for global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     app.state.auth_required = settings.auth_enabled
