@@ -100,7 +100,7 @@ LISTEN_RETRY_SECONDS = 2.0
 # (from the one-row `notified` aggregate) so `full_queues` reaches the caller even when nothing
 # was inserted. Depth is checked against the statement's snapshot: concurrent enqueues into a
 # full queue can overshoot max_depth by a batch, which is fine for backpressure.
-ENQUEUE_SQL = f"""
+ENQUEUE_SQL = """
 WITH input AS (
     SELECT *
       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[],
@@ -125,7 +125,7 @@ WITH input AS (
 ), ins AS (
     INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
                       unique_key, tags, tenant, created_at, updated_at)
-    SELECT id, queue, type, coalesce(payload::jsonb, '{{}}'::jsonb), priority,
+    SELECT id, queue, type, coalesce(payload::jsonb, '{}'::jsonb), priority,
            CASE WHEN run_at IS NULL OR run_at <= now() THEN 'queued' ELSE 'scheduled' END,
            CASE WHEN run_at IS NULL OR run_at <= now() THEN now() ELSE run_at END,
            max_retries, timeout, unique_key,
@@ -137,10 +137,10 @@ WITH input AS (
         ON CONFLICT (unique_key)
            WHERE unique_key IS NOT NULL AND status NOT IN ('completed', 'dead', 'cancelled')
         DO NOTHING
-    RETURNING {JOB_COLUMNS}
+    RETURNING id, status, run_at, created_at
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
-    SELECT id, created_at, NULL, status, attempt FROM ins
+    SELECT id, created_at, NULL, status, 0 FROM ins
 ), one AS (
     SELECT 1  -- a row even when nothing was inserted, to carry full_queues
 )
@@ -665,6 +665,16 @@ def _job(r: asyncpg.Record) -> Job:
     return job
 
 
+def _new_job(job_id: uuid.UUID, new: NewJob, r: asyncpg.Record) -> Job:
+    """The job just inserted from `new`: `r` is (id, status, run_at, created_at)."""
+    created_at = r[3]
+    return Job(
+        job_id, new.queue, new.type, new.payload, new.priority, _STATUS[r[1]], r[2], 0,
+        new.max_retries, float(new.timeout), new.unique_key, new.tags, new.tenant, None, None,
+        None, None, 0, created_at, None, None, created_at,
+    )  # fmt: skip
+
+
 def _schedule(r: asyncpg.Record) -> Schedule:
     return Schedule(
         name=r["name"],
@@ -950,13 +960,15 @@ class PostgresStore:
         if full:
             names = ", ".join(sorted(full))
             raise QueueFull(f"queue depth limit reached: {names}")
-        created = {r["id"]: _job(r) for r in rows if r["id"] is not None}
+        # Only what the database decided comes back; the rest is the input (a batch's payloads
+        # need not travel back and be decoded again).
+        created = {r[0]: r for r in rows if r[0] is not None}
         results: list[Enqueued | None] = []
         missing: dict[str, int] = {}
         for i, (job_id, new) in enumerate(zip(ids, jobs, strict=True)):
             got = created.get(job_id)
             if got is not None:
-                results.append(Enqueued(got, created=True))
+                results.append(Enqueued(_new_job(job_id, new, got), created=True))
             else:
                 assert new.unique_key is not None  # only a unique_key conflict skips a row
                 missing[new.unique_key] = i
