@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import signal
 import sys
@@ -186,6 +187,7 @@ def worker(
 
         _on_signals(w.stop, lambda: w.stop(immediate=True))
         async with _probes(metrics_host, metrics_port, live, ready):
+            gc.freeze()  # start-up objects out of full GC collections, as in the API server
             await w.run()
 
     async def go() -> None:
@@ -305,6 +307,7 @@ def server(
         host=host,
         port=port,
         access_log=access_log,
+        server_header=False,  # don't advertise the server software
         log_level=settings.log_level.lower(),
         log_config=None,
     )
@@ -338,6 +341,7 @@ def dev(
                     host=host,
                     port=port,
                     access_log=False,
+                    server_header=False,
                     log_config=None,
                     lifespan="on",
                 )

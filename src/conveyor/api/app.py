@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -9,6 +10,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from conveyor.api import errors, observability
 from conveyor.api.auth import document_security
@@ -29,6 +31,24 @@ def _version() -> str:
         return version("conveyor")
     except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
         return "0.0.0"
+
+
+class ConveyorAPI(FastAPI):
+    """FastAPI with the front gate (conveyor.api.gate) before its whole middleware stack, so a
+    request the gate answers itself (a submit, a refused credential) does not pass through
+    FastAPI's own layers first; every other request continues into the full stack."""
+
+    gate: Gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"] = self
+            await self.gate(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -69,12 +89,16 @@ def create_app(
         )
         try:
             async with observability.store_stats(svc, settings):
+                # Everything built so far (modules, the app, pools) lives as long as the
+                # process: keep it out of the cyclic GC's full collections, which otherwise
+                # walk it all and stalled the server 85-95 ms at a time under load.
+                gc.freeze()
                 yield
         finally:
             if owned is not None:
                 await owned.close()
 
-    app = FastAPI(
+    app = ConveyorAPI(
         title="Conveyor",
         version=_version(),
         description="Submit, inspect and steer jobs. Errors are RFC 9457 problem+json.",
@@ -89,7 +113,7 @@ def create_app(
     )
     errors.install(app)
     app.state.auth_required = settings.auth_enabled
-    app.add_middleware(Gate, max_bytes=settings.api_max_body_bytes, direct=jobs.DIRECT)
+    app.gate = Gate(app._stack, max_bytes=settings.api_max_body_bytes, direct=jobs.DIRECT)
     for module in (jobs, queues, schedules, workers, health, auth):
         app.include_router(module.router)
     dashboard.install(app)

@@ -184,6 +184,12 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+def crash_problem(path: str, exc: BaseException) -> Response:
+    """A bug: logged with its traceback for operators, and a plain 500 problem for the caller."""
+    log.error("unhandled error", path=path, exc_info=exc)
+    return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+
+
 def install(app: FastAPI) -> None:
     async def on_domain(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ConveyorError)
@@ -200,8 +206,7 @@ def install(app: FastAPI) -> None:
         return http_problem(exc)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", path=request.url.path, exc_info=exc)
-        return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
+        return crash_problem(request.url.path, exc)
 
     app.add_exception_handler(ConveyorError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)

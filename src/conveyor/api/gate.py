@@ -1,8 +1,10 @@
-"""The front gate: everything every request goes through, in one pure-ASGI layer.
+"""The front gate: everything every request goes through, in one pure-ASGI layer in front of
+FastAPI's own stack (see ConveyorAPI).
 
 In order: time it and count it (HTTP metrics), add the security headers to whatever answers,
 authenticate the caller and apply its rate limit before any body is read, read the body
-within its size limit and refuse non-JSON bodies, then hand the request on.
+within its size limit and refuse non-JSON bodies, then hand the request on. A bug anywhere
+below that escapes unanswered becomes a logged 500 problem, never a bare text error.
 
 These were four middlewares; each layer wrapped `send` again and re-scanned the headers, and
 on the submit path the stack cost more than the insert. Each concern's logic stays in its own
@@ -25,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.auth import EXEMPT_PATHS, PRINCIPAL_KEY, authenticate_and_limit
-from conveyor.api.errors import domain_problem
+from conveyor.api.errors import crash_problem, domain_problem
 from conveyor.api.headers import security_headers
 from conveyor.api.limits import BODY_METHODS, BodyRefused, read_body
 from conveyor.api.observability import RequestMetrics
@@ -54,11 +56,9 @@ class Gate:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        path: str = scope["path"]
-        method: str = scope["method"]
-        extra = security_headers(path)
-        status = 500  # an exception escaping the app is answered 500 by Starlette
-        template: str | None = None
+        extra = security_headers(scope["path"])
+        status = 0  # no response started yet
+        route = _Route()
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -68,46 +68,66 @@ class Gate:
                 present = {name.lower() for name, _ in headers}
                 message = {
                     **message,
-                    "headers": [*headers, *(h for h in extra if h[0] not in present)],
+                    "headers": [
+                        *headers,
+                        *(h for h in extra + route.headers if h[0] not in present),
+                    ],
                 }
             await send(message)
 
         try:
-            if path in EXEMPT_PATHS:
-                principal = None
-            else:
-                try:
-                    principal, limit_headers = await authenticate_and_limit(scope)
-                except ConveyorError as exc:
-                    await domain_problem(exc)(scope, receive, send_with_headers)
-                    return
-                scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
-                if limit_headers:
-                    extra = [*extra, *limit_headers]
-            if method not in BODY_METHODS:
-                await self.app(scope, receive, send_with_headers)
-                return
-            try:
-                body = await read_body(scope, receive, self.max_bytes)
-            except BodyRefused as refused:
-                if refused.response is not None:
-                    await refused.response(scope, receive, send_with_headers)
-                return
-            handler = self.direct.get((method, path))
-            if handler is not None:
-                try:
-                    response = await handler(scope, body, principal)
-                except ConveyorError as exc:
-                    response = domain_problem(exc)
-                if response is not None:
-                    template = path
-                    await response(scope, receive, send_with_headers)
-                    return
-            await self.app(scope, _replay(body, receive), send_with_headers)
+            await self._handle(scope, receive, send_with_headers, route)
+        except Exception as exc:
+            if status:  # the app below answered (FastAPI sends its 500 itself) and re-raised
+                raise
+            await crash_problem(scope["path"], exc)(scope, receive, send_with_headers)
         finally:
-            if template is None:
-                template = getattr(scope.get("route"), "path", None)
-            self.metrics.observe(method, template, status, time.perf_counter() - start)
+            template = route.template or getattr(scope.get("route"), "path", None)
+            self.metrics.observe(
+                scope["method"], template, status or 500, time.perf_counter() - start
+            )
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, route: _Route) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        principal = None
+        if path not in EXEMPT_PATHS:
+            try:
+                principal, route.headers = await authenticate_and_limit(scope)
+            except ConveyorError as exc:
+                await domain_problem(exc)(scope, receive, send)
+                return
+            scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        if method not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_body(scope, receive, self.max_bytes)
+        except BodyRefused as refused:
+            if refused.response is not None:
+                await refused.response(scope, receive, send)
+            return
+        handler = self.direct.get((method, path))
+        if handler is not None:
+            try:
+                response = await handler(scope, body, principal)
+            except ConveyorError as exc:
+                response = domain_problem(exc)
+            if response is not None:
+                route.template = path
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _replay(body, receive), send)
+
+
+class _Route:
+    """What the gate learnt about a request on the way in, for the way out."""
+
+    __slots__ = ("headers", "template")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []  # RateLimit-*
+        self.template: str | None = None  # set when a direct handler answered
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

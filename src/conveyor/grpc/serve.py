@@ -60,6 +60,7 @@ async def serve_http_and_grpc(
                 host=host,
                 port=port,
                 access_log=access_log,
+                server_header=False,  # don't advertise the server software
                 log_level=settings.log_level.lower(),
                 log_config=None,
                 lifespan="on",
