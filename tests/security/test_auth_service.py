@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -156,6 +157,25 @@ async def test_revocation_seen_by_another_server_after_its_cache(store: Store) -
         return False
 
     await wait_until(rejected, timeout=3, message="the other server to see the revocation")
+
+
+async def test_concurrent_requests_share_one_revocation_lookup(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = AuthService(store, auth_settings(), hasher=cheap_hasher())
+    issued = await auth.create_api_token("svc", Role.ADMIN)
+    lookups = 0
+    real = store.get_api_token
+
+    async def counted(jti: str) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return await real(jti)
+
+    monkeypatch.setattr(store, "get_api_token", counted)
+    principals = await asyncio.gather(*(auth.authenticate(issued.token) for _ in range(20)))
+    assert {p.name for p in principals} == {"token:svc"}
+    assert lookups == 1
 
 
 async def test_token_without_row_is_rejected(auth: AuthService) -> None:

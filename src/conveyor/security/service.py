@@ -4,6 +4,7 @@ bearer token, manage users and API tokens. Rules live here, not in routes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -99,6 +100,7 @@ class AuthService:
         self.limiter = limiter or RateLimiter(settings)
         self.clock = clock
         self._api_cache: dict[str, tuple[float, ApiToken]] = {}
+        self._api_lookups: dict[str, asyncio.Future[ApiToken | None]] = {}
         self._claims_cache: dict[str, Claims] = {}
 
     @property
@@ -208,16 +210,24 @@ class AuthService:
         return claims
 
     async def _api_token(self, jti: str) -> ApiToken | None:
-        ttl = self.settings.api_token_cache_seconds
-        now = time.monotonic()
         hit = self._api_cache.get(jti)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        # One lookup per token at a time: when the entry expires under load, the requests that
+        # arrive meanwhile wait for it instead of each querying the store.
+        pending = self._api_lookups.get(jti)
+        if pending is None:
+            pending = self._api_lookups[jti] = asyncio.ensure_future(self._lookup_api_token(jti))
+            pending.add_done_callback(lambda _: self._api_lookups.pop(jti, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup_api_token(self, jti: str) -> ApiToken | None:
+        ttl = self.settings.api_token_cache_seconds
         record = await self.store.get_api_token(jti)
         if record is not None and ttl > 0:
             if len(self._api_cache) > 10_000:
                 self._api_cache.clear()
-            self._api_cache[jti] = (now + ttl, record)
+            self._api_cache[jti] = (time.monotonic() + ttl, record)
         return record
 
     # -- users --------------------------------------------------------------------------
