@@ -217,3 +217,25 @@ async def test_queue_full_counts_waiting_jobs_but_not_running_ones(store: Store)
         JobStatus.SCHEDULED: 1,
         JobStatus.RUNNING: 1,
     }
+
+
+async def test_enqueue_recovers_when_its_connection_dies(store: Store, backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("PostgreSQL-only: the enqueue path keeps one pooled connection")
+    from conveyor.errors import StoreUnavailable
+    from conveyor.store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    await enqueue_one(store, type="before")
+    async with store.enqueue_conn.acquire() as conn:
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+    assert await store.pool.fetchval("SELECT pg_terminate_backend($1)", pid)
+    outcomes = []
+    for _ in range(2):  # the call that finds the dead socket may fail; the next must not
+        try:
+            outcomes.append((await enqueue_one(store, type="after")).type)
+        except StoreUnavailable:
+            outcomes.append("unavailable")
+    assert outcomes[-1] == "after"
+    async with store.enqueue_conn.acquire() as conn:
+        assert await conn.fetchval("SELECT pg_backend_pid()") != pid
