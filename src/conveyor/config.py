@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     breaker_window: float = Field(default=60.0, gt=0)  # seconds of recent outcomes
     breaker_open_seconds: float = Field(default=30.0, gt=0)  # before a half-open probe
 
+    # submits: under concurrent load, wait this long for company before writing a batch
+    # (group commit; see conveyor.coalesce). A lone submit is never delayed.
+    submit_linger: float = Field(default=0.005, ge=0, le=0.1)
+
     # limits
     max_payload_bytes: int = Field(default=256 * 1024, gt=0)
     max_timeout: float = Field(default=7 * 86_400.0, gt=0)

@@ -132,7 +132,7 @@ class JobService:
         self.settings = settings or Settings()
         self.known_types = known_types
         self.clock = clock
-        self._coalescer = SubmitCoalescer(store)
+        self._coalescer = SubmitCoalescer(store, linger=self.settings.submit_linger)
 
     # -- submitting --------------------------------------------------------------------
     def validate(self, job: NewJob) -> NewJob:
