@@ -9,6 +9,7 @@ import pytest
 from conveyor.config import Settings
 from conveyor.errors import LimiterUnavailable
 from conveyor.models import Role
+from conveyor.security import ratelimit
 from conveyor.security.ratelimit import RateLimiter, parse_limit
 from tests.helpers import wait_until
 from tests.security.conftest import DEAD_REDIS_URL
@@ -95,3 +96,21 @@ async def test_redis_down_fail_closed_refuses() -> None:
     lim = RateLimiter(Settings(redis_url=DEAD_REDIS_URL, rate_limit_fail_open=False))
     with pytest.raises(LimiterUnavailable):
         await lim.hit(parse_limit("100/minute", "t"), "p")
+
+
+async def test_memory_windows_forget_idle_keys_only_after_their_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock[0])
+    windows = ratelimit.LocalWindows()
+    hourly, daily = parse_limit("1/hour", "t"), parse_limit("1/day", "t")
+    assert (await windows.hit(hourly, "a")).allowed
+    assert (await windows.hit(daily, "b")).allowed
+    clock[0] += 2 * 3600  # both idle for two hours; sweeps have run meanwhile
+    await windows.peek(hourly, "other")
+    assert not (await windows.hit(daily, "b")).allowed  # still inside its day
+    assert (await windows.hit(hourly, "a")).allowed
+    clock[0] += 86_400  # now every key is older than the longest window
+    await windows.peek(hourly, "other")
+    assert [k for k in windows._hits if "other" not in k] == []

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.types import Scope
 
+from conveyor.api.headers import Header
 from conveyor.errors import RateLimited, StoreUnavailable, Unauthenticated
 from conveyor.security.policy import AUTH_DISABLED_PRINCIPAL, Action, Principal, check
 from conveyor.security.ratelimit import Decision, RateLimiter
@@ -28,7 +29,6 @@ log = structlog.get_logger("conveyor.api")
 # always learn the truth, and /metrics checks its own scrape token (CONVEYOR_METRICS_TOKEN).
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PRINCIPAL_KEY = "principal"
-Header = tuple[bytes, bytes]
 
 
 # -- per route ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.auth import EXEMPT_PATHS, PRINCIPAL_KEY, authenticate_and_limit
 from conveyor.api.errors import crash_problem, domain_problem
-from conveyor.api.headers import security_headers
+from conveyor.api.headers import Header, security_headers
 from conveyor.api.limits import BODY_METHODS, BodyRefused, read_body
 from conveyor.api.observability import RequestMetrics
 from conveyor.errors import ConveyorError
@@ -126,7 +126,7 @@ class _Route:
     __slots__ = ("headers", "template")
 
     def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []  # RateLimit-*
+        self.headers: list[Header] = []  # RateLimit-*
         self.template: str | None = None  # set when a direct handler answered
 
 

@@ -71,6 +71,7 @@ class LocalWindows:
 
     def __init__(self) -> None:
         self._hits: dict[str, deque[float]] = {}
+        self._longest = 0.0  # the longest window seen: a key idle for longer is empty
         self._next_sweep = 0.0
 
     async def hit(self, item: RateLimitItem, *key: str) -> Decision:
@@ -85,6 +86,7 @@ class LocalWindows:
     def _look(self, item: RateLimitItem, key: tuple[str, ...], *, count: bool) -> Decision:
         now = time.monotonic()
         window = item.get_expiry()
+        self._longest = max(self._longest, window)
         if now >= self._next_sweep:
             self._sweep(now)
         name = item.key_for(*key)
@@ -100,10 +102,10 @@ class LocalWindows:
         return Decision(allowed, item.amount, max(0, item.amount - len(hits)), reset_after)
 
     def _sweep(self, now: float) -> None:
-        """Forget idle keys, so one-off callers (IPs, usernames) do not accumulate. No window
-        is longer than an hour in practice; a key idle for longer has nothing left in it."""
+        """Forget keys idle for longer than any window, so one-off callers (IPs, usernames)
+        do not accumulate."""
         self._next_sweep = now + 60.0
-        idle = [k for k, hits in self._hits.items() if not hits or hits[-1] < now - 3600.0]
+        idle = [k for k, h in self._hits.items() if not h or h[-1] <= now - self._longest]
         for k in idle:
             del self._hits[k]
 
