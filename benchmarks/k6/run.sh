@@ -62,11 +62,20 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# Each stage prints k6's line, then what the server itself saw (server_view.py): its CPU per
+# request and the share of requests it answered within 10/25/50/100 ms (warm-up included).
 run() {
+  local route=$1
+  shift
+  local before
+  before=$(mktemp)
+  $PY/python benchmarks/k6/server_view.py snapshot "$PORT" "$SERVER" >"$before"
   $PY/k6 run --quiet --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e TOKEN="$TOKEN" -e DURATION="$DURATION" "$@" \
     benchmarks/k6/submit.js 2>&1 | grep '^mode=' || true
+  $PY/python benchmarks/k6/server_view.py diff "$before" "$PORT" "$SERVER" "$route"
+  rm -f "$before"
 }
 
 echo "server pid $SERVER ($($SERVER_BIN/python --version)), store ${PG_DSN%%\?*} schema $SCHEMA"
-for rate in $SINGLE_RATES; do run -e MODE=single -e RATE="$rate"; done
-for rate in $BATCH_RATES; do run -e MODE=batch -e BATCH="$BATCH" -e RATE="$rate"; done
+for rate in $SINGLE_RATES; do run /v1/jobs -e MODE=single -e RATE="$rate"; done
+for rate in $BATCH_RATES; do run /v1/jobs/batch -e MODE=batch -e BATCH="$BATCH" -e RATE="$rate"; done
