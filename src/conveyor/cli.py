@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import importlib
 import signal
 import sys
@@ -23,6 +22,7 @@ from conveyor.app import App
 from conveyor.cli_auth import bootstrap_admin, dev_settings, login_help, token, user
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
+from conveyor.heap import freeze_startup_heap
 from conveyor.logs import configure_logging
 from conveyor.scheduler.scheduler import Scheduler
 from conveyor.store import Schedule, open_store
@@ -187,7 +187,7 @@ def worker(
 
         _on_signals(w.stop, lambda: w.stop(immediate=True))
         async with _probes(metrics_host, metrics_port, live, ready):
-            gc.freeze()  # start-up objects out of full GC collections, as in the API server
+            freeze_startup_heap()
             await w.run()
 
     async def go() -> None:

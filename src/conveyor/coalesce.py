@@ -7,12 +7,13 @@ one ("natural batching"). Each caller still gets its own result: a batch the sto
 as a whole (e.g. one job's queue is full) is retried job by job, so one job's problem never
 becomes its neighbours'.
 
-Under concurrent load the writer also lingers a moment (`linger`, default 5 ms) before each
-batch, so batches grow: a group commit, like PostgreSQL's own commit_delay, and for the same
-reason. Measured at 2,000 submits/s over HTTP, batches grew from ~3 to ~16 jobs and
-PostgreSQL's CPU per job halved, which on a shared machine cut the tail latency more than
-the linger adds to the median. It applies only when the previous batch had company: an idle
-server, or one seeing one submit at a time, writes every submit at once.
+Under concurrent load the writer also lingers a moment (`linger`; the service passes
+`Settings.submit_linger`, 5 ms) before each batch, so batches grow: a group commit, like
+PostgreSQL's own commit_delay, and for the same reason. Measured at 2,000 submits/s over
+HTTP, batches grew from ~3 to ~16 jobs and PostgreSQL's CPU per job halved, which on a
+shared machine cut the tail latency more than the linger adds to the median. It applies only
+when the previous batch had company: an idle server, or one seeing one submit at a time,
+writes every submit at once.
 """
 
 from __future__ import annotations

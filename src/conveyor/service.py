@@ -52,6 +52,15 @@ MAX_PAGE = 500
 _JSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+# validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
+_NEW_JOB_FIELDS = [
+    "type", "payload", "queue", "priority", "run_at", "max_retries", "timeout", "unique_key",
+    "tags", "tenant", "id",
+]  # fmt: skip
+if [f.name for f in fields(NewJob)] != _NEW_JOB_FIELDS:  # pragma: no cover
+    raise ImportError("NewJob's fields changed order: update JobService.validate")
+
+
 def _name(value: object, field: str) -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise InvalidInput(

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 
 from conveyor.api import create_app
 from conveyor.api.routes import jobs
+from conveyor.models import Role
+from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.service import JobService
 from conveyor.store import Store
 from tests.api.conftest import admin_headers, api_settings, assert_problem
@@ -41,11 +43,21 @@ def requests(prefix: str) -> list[tuple[str, dict[str, str], Any]]:
         ("/v1/jobs?queue=q", {}, {"type": "a.b"}),  # unknown query parameter
         ("/v1/jobs", {"Authorization": "Bearer nope"}, {"type": "a.b"}),
         ("/v1/jobs", {"Authorization": "Basic eDp5"}, {"type": "a.b"}),
+        ("/v1/jobs", {"Authorization": ANONYMOUS}, {"type": "a.b"}),
+        ("/v1/jobs", {"Authorization": ANONYMOUS}, "{not json"),  # 400 for anyone
+        ("/v1/jobs", {"Authorization": ANONYMOUS}, {"type": "a.b", "surprise": 1}),
+        ("/v1/jobs", {"Authorization": WORKER}, {"type": "a.b"}),
+        ("/v1/jobs", {"Authorization": WORKER}, "{not json"),
+        ("/v1/jobs/batch", {"Authorization": WORKER}, {"jobs": [{"type": "a.b"}]}),
         ("/v1/jobs/batch", {}, {"jobs": [{"type": "a.b"}, {"type": "c.d", "queue": "q"}]}),
         ("/v1/jobs/batch", {}, {"jobs": [{"type": "a.b"}, {"type": "c.d", "timeout": -1}]}),
         ("/v1/jobs/batch", {}, {"jobs": []}),
         ("/v1/jobs/batch", {}, {"jobs": [{"type": "a.b", "unique_key": k}]}),
     ]
+
+
+ANONYMOUS = "<no Authorization header>"
+WORKER = "<a WORKER's token>"
 
 
 def comparable(value: Any) -> Any:
@@ -60,11 +72,19 @@ def comparable(value: Any) -> Any:
 async def answers(app: FastAPI, prefix: str) -> list[tuple[int, Any]]:
     transport = httpx.ASGITransport(app=app)
     base = {"Content-Type": "application/json", **admin_headers(app.state.settings)}
+    worker, _ = TokenCodec.from_settings(app.state.settings).issue(
+        sub="w", role=Role.WORKER, tenant=None, typ=TokenType.ACCESS, ttl=3600
+    )
     out = []
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         for path, headers, body in requests(prefix):
             content = body if isinstance(body, str) else json.dumps(body)  # NaN stays NaN
-            r = await client.post(path, content=content, headers={**base, **headers})
+            sent = {**base, **headers}
+            if sent["Authorization"] == ANONYMOUS:
+                del sent["Authorization"]
+            elif sent["Authorization"] == WORKER:
+                sent["Authorization"] = f"Bearer {worker}"
+            r = await client.post(path, content=content, headers=sent)
             out.append((r.status_code, comparable(r.json())))
     return out
 
@@ -81,6 +101,7 @@ async def test_direct_and_routed_submits_answer_alike(store: Store, store_url: s
     routed = results[False]
     assert [status for status, _ in routed] == [
         201, 201, 201, 200, 201, 200, 422, 422, 422, 422, 422, 422, 400, 422, 422, 401, 401,
+        401, 400, 401, 403, 400, 403,
         201, 422, 422, 201,
     ]  # fmt: skip
     assert results[True] == routed

@@ -178,6 +178,31 @@ async def test_concurrent_requests_share_one_revocation_lookup(
     assert lookups == 1
 
 
+async def test_a_lookup_begun_before_revocation_is_not_cached(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = AuthService(store, auth_settings(api_token_cache_seconds=60), hasher=cheap_hasher())
+    issued = await auth.create_api_token("svc", Role.ADMIN)
+    started, release = asyncio.Event(), asyncio.Event()
+    real = store.get_api_token
+
+    async def slow(jti: str) -> Any:
+        record = await real(jti)  # read before the revocation...
+        started.set()
+        await release.wait()  # ...and returned after it
+        return record
+
+    monkeypatch.setattr(store, "get_api_token", slow)
+    first = asyncio.create_task(auth.authenticate(issued.token))
+    await asyncio.wait_for(started.wait(), 5)
+    await auth.revoke_api_token(issued.record.jti)
+    release.set()
+    await first  # raced the revocation: may pass once
+    monkeypatch.setattr(store, "get_api_token", real)
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(issued.token)
+
+
 async def test_token_without_row_is_rejected(auth: AuthService) -> None:
     token, _ = auth.codec.issue(sub="x", role=Role.ADMIN, tenant=None, typ=TokenType.API, ttl=60)
     with pytest.raises(Unauthenticated):

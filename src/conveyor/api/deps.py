@@ -2,7 +2,7 @@
 
 Every route asks for the caller through one of the action aliases below (`ReadJobs`,
 `WriteQueues`...), each of which checks the policy table (conveyor.security.policy) for its
-action; the caller itself was authenticated by api.auth.AuthGate before the route ran.
+action; the caller itself was authenticated by the front gate (api.gate) before the route ran.
 """
 
 from __future__ import annotations

@@ -109,14 +109,15 @@ class Gate:
             return
         handler = self.direct.get((method, path))
         if handler is not None:
+            route.template = path
             try:
                 response = await handler(scope, body, principal)
             except ConveyorError as exc:
                 response = domain_problem(exc)
             if response is not None:
-                route.template = path
                 await response(scope, receive, send)
                 return
+            route.template = None  # declined: the FastAPI route's template applies
         await self.app(scope, _replay(body, receive), send)
 
 

@@ -40,6 +40,8 @@ class JSONBytes(Response):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         await send({"type": "http.response.body", "body": self.body})
+        if self.background is not None:
+            await self.background()
 
 
 def _fallback(value: Any) -> str:

@@ -114,7 +114,7 @@ class RedisWindows:
     """Sliding windows shared through Redis (the `limits` library's moving window)."""
 
     def __init__(self, settings: Settings) -> None:
-        url = settings.redis_url or ""
+        url = str(settings.redis_url)
         if not url.startswith("async+"):
             url = "async+" + url
         self._strategy = MovingWindowRateLimiter(

@@ -218,12 +218,18 @@ class AuthService:
         pending = self._api_lookups.get(jti)
         if pending is None:
             pending = self._api_lookups[jti] = asyncio.ensure_future(self._lookup_api_token(jti))
-            pending.add_done_callback(lambda _: self._api_lookups.pop(jti, None))
+            pending.add_done_callback(
+                lambda done: (
+                    self._api_lookups.pop(jti, None) if self._api_lookups.get(jti) is done else None
+                )
+            )
         return await asyncio.shield(pending)
 
     async def _lookup_api_token(self, jti: str) -> ApiToken | None:
         ttl = self.settings.api_token_cache_seconds
         record = await self.store.get_api_token(jti)
+        if self._api_lookups.get(jti) is not asyncio.current_task():
+            return record  # revoked meanwhile: answer this lookup's callers, but do not cache
         if record is not None and ttl > 0:
             if len(self._api_cache) > 10_000:
                 self._api_cache.clear()
@@ -321,5 +327,6 @@ class AuthService:
     async def revoke_api_token(self, jti: str) -> ApiToken:
         record = await self.store.revoke_api_token(jti)
         self._api_cache.pop(jti, None)
+        self._api_lookups.pop(jti, None)  # a lookup begun before the revocation must not cache
         log.info("API token revoked", jti=jti)
         return record

@@ -630,7 +630,7 @@ def _dumps(value: Any) -> str:
 
 
 def _encode_jsonb(value: Any) -> bytes:
-    # Naive datetimes are UTC, as asyncpg reads them for timestamptz parameters.
+    # Naive datetimes are taken as UTC (validated submissions are always aware).
     return b"\x01" + orjson.dumps(value, option=orjson.OPT_NAIVE_UTC)
 
 
@@ -750,31 +750,45 @@ class StickyConnection:
         self._store = store
         self._conn: asyncpg.Connection | None = None
         self._busy = False
+        self._closed = False
 
     @contextlib.asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._store.pool
-        if self._busy:
+        if self._busy or self._closed:
             async with pool.acquire() as conn:
                 yield conn
             return
         self._busy = True
         try:
+            if self._conn is not None and self._conn.is_closed():
+                await self._drop()
             if self._conn is None:
                 self._conn = await pool.acquire()
-            conn = self._conn
             try:
-                yield conn
+                yield self._conn
             except ConveyorError:
                 raise
             except BaseException:
-                self._conn = None
-                await pool.release(conn)
+                await self._drop()
                 raise
         finally:
             self._busy = False
+            if self.closed:  # release() came while this call was in flight
+                await self._drop()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def release(self) -> None:
+        """At shutdown: later calls use the pool; a call in flight hands the connection back
+        when it ends, rather than have it reset from under its query."""
+        self._closed = True
+        if not self._busy:
+            await self._drop()
+
+    async def _drop(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):
@@ -897,8 +911,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._notifier.drain()
-        for sticky in (self.enqueue_conn, self.notify_conn):
-            if self._pool is not None:
+        if self._pool is not None:
+            for sticky in (self.enqueue_conn, self.notify_conn):
                 await sticky.release()
         for fut in [f for _, f in self._waiters.values()]:
             if not fut.done():

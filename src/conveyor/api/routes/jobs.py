@@ -136,17 +136,19 @@ async def _submit_batch(svc: JobService, body: BatchIn, principal: Principal) ->
 
 # Direct handlers (see conveyor.api.gate): the two submit routes, served from the body the gate
 # read, without routing or dependency solving. Anything uncommon (query parameters, a body the
-# model refuses) is declined, and the routes above answer it with the standard error.
+# model refuses) is declined, and the routes above answer it with the standard error. The body
+# is parsed before the caller's rights are checked, as FastAPI does (malformed JSON is a 400
+# for anyone).
 
 
 async def _submit_direct(scope: Scope, body: bytes, caller: Principal | None) -> Response | None:
     if scope["query_string"]:
         return None
-    principal = check(caller, Action.JOBS_SUBMIT)
     try:
         job = JobIn.model_validate_json(body)
     except ValidationError:
         return None
+    principal = check(caller, Action.JOBS_SUBMIT)
     svc: JobService = scope["app"].state.service
     return await _submit(svc, job, principal, _header(scope, b"idempotency-key"))
 
@@ -156,11 +158,11 @@ async def _submit_batch_direct(
 ) -> Response | None:
     if scope["query_string"]:
         return None
-    principal = check(caller, Action.JOBS_SUBMIT)
     try:
         batch = BatchIn.model_validate_json(body)
     except ValidationError:
         return None
+    principal = check(caller, Action.JOBS_SUBMIT)
     svc: JobService = scope["app"].state.service
     return await _submit_batch(svc, batch, principal)
 
