@@ -574,6 +574,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # A connection the server killed while it sat idle (restart, pg_terminate_backend) can
+    # report its broken state this way on its next query.
+    asyncpg.exceptions.InternalClientError,
 )
 
 P = ParamSpec("P")
@@ -735,6 +738,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     open transaction and drops listeners before this runs."""
 
 
+def _usable(conn: asyncpg.Connection) -> bool:
+    """False once the connection died: closed, or taken back by the pool when it was lost."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class StickyConnection:
     """One pooled connection held for a hot path that mostly runs one call at a time (the
     submit coalescer's inserts; the NOTIFYs after them).
@@ -761,7 +772,7 @@ class StickyConnection:
             return
         self._busy = True
         try:
-            if self._conn is not None and self._conn.is_closed():
+            if self._conn is not None and not _usable(self._conn):
                 await self._drop()
             if self._conn is None:
                 self._conn = await pool.acquire()
