@@ -1,10 +1,10 @@
 """HTTP side of auth: who is calling (`authenticate_and_limit`, run by the front gate before
 anything else), may they (`require(action)` on every route), and how fast (rate limits).
 
-The gate runs authentication and rate limiting before the body is read, so a request without
-valid credentials or over its limit is answered before its body is read, parsed or
-validated, and never reaches the store. Authorization needs the route's action, so
-it is a dependency; the decision itself is `conveyor.security.policy.check`, the one place.
+The gate runs both before it reads the body, so a request without valid credentials or over
+its limit is answered with its body unread, unparsed and unvalidated, and never reaches the
+store. Authorization needs the route's action, so it is a dependency; the decision itself
+is `conveyor.security.policy.check`, the one place.
 """
 
 from __future__ import annotations
