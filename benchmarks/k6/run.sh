@@ -20,6 +20,7 @@ SINGLE_RATES=${SINGLE_RATES-"500 1000 2000 2500"}
 BATCH_RATES=${BATCH_RATES-"10 20 30"}
 BATCH=${BATCH:-1000}
 DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-5s}
 SCHEMA=k6_$(date +%s)
 URL="${PG_DSN}?schema=${SCHEMA}"
 [[ $PG_DSN == *\?* ]] && URL="${PG_DSN}&schema=${SCHEMA}"
@@ -63,12 +64,15 @@ for _ in $(seq 100); do
 done
 
 # Each stage prints k6's line, then what the server itself saw (server_view.py): its CPU per
-# request and the share of requests it answered within 10/25/50/100 ms (warm-up included).
+# request and the share of requests it answered within 10/25/50/100 ms.
 run() {
   local route=$1
   shift
   local before
   before=$(mktemp)
+  # Warm-up at the same rate, not reported (connection pools fill, k6 allocates its VUs).
+  $PY/k6 run --quiet --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e TOKEN="$TOKEN" -e DURATION="$WARMUP" "$@" \
+    benchmarks/k6/submit.js >/dev/null 2>&1 || true
   $PY/python benchmarks/k6/server_view.py snapshot "$PORT" "$SERVER" >"$before"
   $PY/k6 run --quiet --no-color -e BASE_URL="http://127.0.0.1:$PORT" -e TOKEN="$TOKEN" -e DURATION="$DURATION" "$@" \
     benchmarks/k6/submit.js 2>&1 | grep '^mode=' || true
