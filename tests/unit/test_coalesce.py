@@ -10,6 +10,7 @@ from typing import Any
 from conveyor.coalesce import SubmitCoalescer
 from conveyor.models import NewJob
 from conveyor.store.base import Enqueued
+from tests.helpers import wait_until
 
 
 class RecordingStore:
@@ -44,22 +45,15 @@ async def test_under_concurrent_load_the_writer_waits_for_company() -> None:
     c, store = coalescer(linger=0.2)
     store.commit.clear()
     first = [asyncio.create_task(c.submit(NewJob(t))) for t in ("a", "b")]
-    await wait_for_batches(store, 1)  # [a, b] is being written: a crowd
+    await wait_until(lambda: len(store.batches) == 1)  # [a, b] is being written: a crowd
     later = asyncio.create_task(c.submit(NewJob("c")))  # waits for the next batch
-    await asyncio.sleep(0)
+    await wait_until(lambda: c._pending)
     store.commit.set()
     await asyncio.gather(*first)
     # The writer now lingers before writing "c"; submits arriving meanwhile join it.
     more = [asyncio.create_task(c.submit(NewJob(t))) for t in ("d", "e")]
     await asyncio.gather(later, *more)
     assert store.batches == [["a", "b"], ["c", "d", "e"]]
-
-
-async def wait_for_batches(store: RecordingStore, n: int) -> None:
-    deadline = time.monotonic() + 5
-    while len(store.batches) < n:
-        assert time.monotonic() < deadline, store.batches
-        await asyncio.sleep(0.001)
 
 
 async def test_without_linger_batches_are_whatever_is_pending() -> None:

@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -46,6 +47,8 @@ from conveyor.service import MAX_PAGE, JobService
 from conveyor.store.base import JobFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_WAIT_PARAM = 3600.0
 
@@ -141,37 +144,36 @@ async def _submit_batch(svc: JobService, body: BatchIn, principal: Principal) ->
 # for anyone).
 
 
-async def _submit_direct(scope: Scope, body: bytes, caller: Principal | None) -> Response | None:
+def _accept(
+    scope: Scope, body: bytes, caller: Principal | None, model: type[M]
+) -> tuple[M, Principal] | None:
+    """The parsed body and the caller allowed to submit, or None to decline."""
     if scope["query_string"]:
         return None
     try:
-        job = JobIn.model_validate_json(body)
+        parsed = model.model_validate_json(body)
     except ValidationError:
         return None
-    principal = check(caller, Action.JOBS_SUBMIT)
-    svc: JobService = scope["app"].state.service
-    return await _submit(svc, job, principal, _header(scope, b"idempotency-key"))
+    return parsed, check(caller, Action.JOBS_SUBMIT)
+
+
+async def _submit_direct(scope: Scope, body: bytes, caller: Principal | None) -> Response | None:
+    accepted = _accept(scope, body, caller, JobIn)
+    if accepted is None:
+        return None
+    job, principal = accepted
+    idempotency_key = Headers(scope=scope).get("idempotency-key")
+    return await _submit(scope["app"].state.service, job, principal, idempotency_key)
 
 
 async def _submit_batch_direct(
     scope: Scope, body: bytes, caller: Principal | None
 ) -> Response | None:
-    if scope["query_string"]:
+    accepted = _accept(scope, body, caller, BatchIn)
+    if accepted is None:
         return None
-    try:
-        batch = BatchIn.model_validate_json(body)
-    except ValidationError:
-        return None
-    principal = check(caller, Action.JOBS_SUBMIT)
-    svc: JobService = scope["app"].state.service
-    return await _submit_batch(svc, batch, principal)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+    batch, principal = accepted
+    return await _submit_batch(scope["app"].state.service, batch, principal)
 
 
 DIRECT: dict[tuple[str, str], DirectHandler] = {
