@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from conveyor.models import Job, JobStatus, NewJob
-from conveyor.store import Completion, Failure, Store
+from conveyor.domain.job import Job, JobStatus, NewJob
+from conveyor.domain.records import Completion, Failure
+from conveyor.store import Store
 
 T = TypeVar("T")
 

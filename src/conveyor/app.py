@@ -18,8 +18,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from conveyor.config import Settings
-from conveyor.models import JSON, Job, NewJob, RetryPolicy
-from conveyor.service import JobService
+from conveyor.domain.job import JSON, Job, NewJob
+from conveyor.domain.retry import RetryPolicy
+from conveyor.service.jobs import JobService
 from conveyor.store import Store, open_store
 from conveyor.worker.executor import Worker
 from conveyor.worker.registry import Registry

@@ -31,7 +31,17 @@ import httpx
 import orjson
 from pydantic import BaseModel
 
-from conveyor.api.schemas import (
+from conveyor.domain.errors import (
+    ConveyorError,
+    IllegalTransition,
+    InvalidInput,
+    JobNotFound,
+    QueueFull,
+    ScheduleNotFound,
+    StoreUnavailable,
+)
+from conveyor.domain.job import JobStatus
+from conveyor.wire import (
     BatchOut,
     DiscardOut,
     EventList,
@@ -46,16 +56,6 @@ from conveyor.api.schemas import (
     WorkerList,
     WorkerOut,
 )
-from conveyor.errors import (
-    ConveyorError,
-    IllegalTransition,
-    InvalidInput,
-    JobNotFound,
-    QueueFull,
-    ScheduleNotFound,
-    StoreUnavailable,
-)
-from conveyor.models import JobStatus
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -48,7 +48,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from conveyor.models import JobStatus
+from conveyor.domain.job import JobStatus
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

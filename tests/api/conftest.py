@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from conveyor.api import create_app
 from conveyor.config import Settings
-from conveyor.models import Role
+from conveyor.domain.records import Role
 from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.store import Store
 

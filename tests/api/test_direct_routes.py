@@ -12,9 +12,9 @@ from fastapi import FastAPI
 
 from conveyor.api import create_app
 from conveyor.api.routes import jobs
-from conveyor.models import Role
+from conveyor.domain.records import Role
 from conveyor.security.tokens import TokenCodec, TokenType
-from conveyor.service import JobService
+from conveyor.service.jobs import JobService
 from conveyor.store import Store
 from tests.api.conftest import admin_headers, api_settings, assert_problem
 

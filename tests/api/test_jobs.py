@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from conveyor.models import JobStatus
-from conveyor.store import Completion, Store
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import Completion
+from conveyor.store import Store
 from tests.api.conftest import assert_problem
 from tests.helpers import dead_job, running_job
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from conveyor.store import Store, WorkerInfo
+from conveyor.domain.records import WorkerInfo
+from conveyor.store import Store
 from tests.api.conftest import assert_problem
 from tests.helpers import dead_job, running_job
 

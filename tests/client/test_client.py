@@ -15,8 +15,9 @@ from conveyor.client import (
     QueueFullError,
     ScheduleNotFoundError,
 )
-from conveyor.models import JobStatus
-from conveyor.store import Completion, Store
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import Completion
+from conveyor.store import Store
 from tests.client.conftest import admin_token
 from tests.helpers import dead_job, running_job
 

@@ -81,7 +81,7 @@ async def _auth(stack: Stack) -> tuple[str, str] | None:
     async with httpx.AsyncClient(base_url=stack.api) as http:
         if (await http.get("/v1/queues")).status_code != 401:
             return None
-    from conveyor.security.service import AuthService
+    from conveyor.service.auth import AuthService
     from conveyor.store import open_store
 
     password = secrets.token_urlsafe(16)

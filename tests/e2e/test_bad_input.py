@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conveyor import App, InvalidInput, NewJob
-from conveyor.store import Schedule
+from conveyor.domain.records import Schedule
 
 
 async def _snapshot(app: App) -> tuple[Any, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from conveyor import App, NewJob, QueueFull
-from conveyor.store import QueueSettings
+from conveyor.domain.records import QueueSettings
 
 
 async def test_concurrent_submits_share_round_trips(app: App) -> None:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from conveyor import App
+from conveyor.domain.records import JobFilter, Schedule
 from conveyor.scheduler.scheduler import Scheduler
-from conveyor.store import JobFilter, Schedule, open_store
+from conveyor.store import open_store
 from tests.e2e.conftest import fast_settings
 from tests.helpers import wait_until
 

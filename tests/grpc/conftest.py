@@ -14,13 +14,13 @@ from grpc import aio
 from pydantic import SecretStr
 
 from conveyor.config import Settings
+from conveyor.domain.records import Role
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2_grpc, worker_pb2_grpc
 from conveyor.grpc.remote import RemoteWorkerStore
 from conveyor.grpc.serve import grpc_auth
 from conveyor.grpc.server import GrpcServer
-from conveyor.models import Role
 from conveyor.security.tokens import TokenCodec, TokenType
-from conveyor.service import JobService
+from conveyor.service.jobs import JobService
 from conveyor.store import Store
 from conveyor.worker import Registry, Worker
 from tests.security.keys import TEST_SECRET

@@ -8,13 +8,13 @@ import grpc
 import pytest
 from grpc import aio
 
-from conveyor.errors import Forbidden, Unauthenticated
+from conveyor.domain.errors import Forbidden, Unauthenticated
+from conveyor.domain.records import Role
 from conveyor.grpc.auth import RPC_ACTIONS
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as wpb
-from conveyor.models import Role
 from conveyor.security.policy import allowed
-from conveyor.security.service import AuthService
+from conveyor.service.auth import AuthService
 from conveyor.worker import Registry
 from tests.grpc.conftest import Rig, RigFactory
 

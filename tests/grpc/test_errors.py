@@ -6,7 +6,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from conveyor.errors import (
+from conveyor.domain.errors import (
     ConveyorError,
     Forbidden,
     IllegalTransition,
@@ -17,9 +17,9 @@ from conveyor.errors import (
     StoreUnavailable,
     Unauthenticated,
 )
+from conveyor.domain.records import QueueSettings
 from conveyor.grpc.errors import from_rpc_error, status_of
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
-from conveyor.store.base import QueueSettings
 from tests.grpc.conftest import Rig
 
 C = grpc.StatusCode

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from conveyor.models import JobStatus, NewJob
+from conveyor.domain.job import JobStatus, NewJob
+from conveyor.service.workers import WorkerGateway
 from conveyor.store import Store
-from conveyor.worker.gateway import WorkerGateway
 from tests.grpc.conftest import grpc_settings
 from tests.helpers import enqueue
 

@@ -14,8 +14,8 @@ from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from conveyor.domain.job import JobStatus
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
-from conveyor.models import JobStatus
 from conveyor.worker import Registry
 from tests.grpc.conftest import Rig, running
 from tests.helpers import wait_until

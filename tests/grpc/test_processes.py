@@ -12,7 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from conveyor.models import JobStatus, NewJob, Role
+from conveyor.domain.job import JobStatus, NewJob
+from conveyor.domain.records import Role
 from tests.e2e import apps
 from tests.grpc.conftest import RigFactory, running
 from tests.helpers import wait_until

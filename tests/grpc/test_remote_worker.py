@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from conveyor.domain.job import JobStatus, NewJob
+from conveyor.domain.records import Lease
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as wpb
-from conveyor.models import JobStatus, NewJob
-from conveyor.store.base import Lease
 from conveyor.worker import JobContext, Registry, Worker
 from tests.grpc.conftest import Rig, RigFactory, running
 from tests.helpers import counts, wait_until

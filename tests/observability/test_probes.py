@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from conveyor.probes import probe_app, store_reachable
+from conveyor.runtime.probes import probe_app, store_reachable
 
 
 async def test_probe_answers() -> None:

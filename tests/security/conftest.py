@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from conveyor.api import create_app
 from conveyor.config import Settings
-from conveyor.models import Role
+from conveyor.domain.records import Role
 from conveyor.security.passwords import PasswordHasher
 from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.store import Store

@@ -13,10 +13,10 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from conveyor.api import create_app
-from conveyor.errors import ConfigError
-from conveyor.models import Role
+from conveyor.domain.errors import ConfigError
+from conveyor.domain.records import Role, WorkerInfo
 from conveyor.security.tokens import TokenCodec, TokenType
-from conveyor.store import Store, WorkerInfo
+from conveyor.store import Store
 from tests.helpers import utcnow, wait_until
 from tests.security.conftest import (
     DEAD_REDIS_URL,

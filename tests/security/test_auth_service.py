@@ -10,11 +10,11 @@ import pytest
 from pydantic import SecretStr
 
 from conveyor.config import Settings
-from conveyor.errors import AlreadyExists, InvalidInput, RateLimited, Unauthenticated
-from conveyor.models import Role
+from conveyor.domain.errors import AlreadyExists, InvalidInput, RateLimited, Unauthenticated
+from conveyor.domain.records import Role
 from conveyor.security.passwords import PasswordHasher
-from conveyor.security.service import AuthService
 from conveyor.security.tokens import TokenType
+from conveyor.service.auth import AuthService
 from conveyor.store import Store
 from tests.helpers import wait_until
 from tests.security.conftest import cheap_hasher

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
 
-from conveyor.cli import main
-from conveyor.cli_auth import bootstrap_admin, dev_settings
+from conveyor.cli.auth import bootstrap_admin, dev_settings
+from conveyor.cli.main import main
 from conveyor.config import Settings
-from conveyor.models import Role
-from conveyor.security.service import AuthService
+from conveyor.domain.records import Role
+from conveyor.service.auth import AuthService
 from conveyor.store import open_store
 from tests.security.keys import TEST_SECRET
 

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from conveyor.config import Settings
-from conveyor.errors import LimiterUnavailable
-from conveyor.models import Role
+from conveyor.domain.errors import LimiterUnavailable
+from conveyor.domain.records import Role
 from conveyor.security import ratelimit
 from conveyor.security.ratelimit import RateLimiter, parse_limit
 from tests.helpers import wait_until

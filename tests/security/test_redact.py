@@ -8,7 +8,7 @@ import sys
 
 import structlog
 
-from conveyor.logs import configure_logging
+from conveyor.runtime.logs import configure_logging
 from conveyor.security.redact import REDACTED, redact_secrets
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl"

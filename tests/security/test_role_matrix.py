@@ -16,9 +16,10 @@ import pytest
 
 from conveyor.api import create_app
 from conveyor.api.auth import api_routes, route_requirement
-from conveyor.models import NewJob, Role
+from conveyor.domain.job import NewJob
+from conveyor.domain.records import JobFilter, Role, Schedule, User
 from conveyor.security.policy import Action, allowed
-from conveyor.store import JobFilter, Schedule, Store, User
+from conveyor.store import Store
 from tests.helpers import dead_job
 from tests.security.conftest import AppFactory, access_token, bearer, secure_settings
 

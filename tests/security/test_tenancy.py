@@ -7,10 +7,11 @@ import uuid
 
 import pytest
 
-from conveyor.errors import JobNotFound
-from conveyor.models import NewJob
-from conveyor.service import JobService
-from conveyor.store import JobFilter, Store
+from conveyor.domain.errors import JobNotFound
+from conveyor.domain.job import NewJob
+from conveyor.domain.records import JobFilter
+from conveyor.service.jobs import JobService
+from conveyor.store import Store
 
 
 async def test_confined_submit_get_list_cancel(store: Store) -> None:

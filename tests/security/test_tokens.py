@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from conveyor.config import Settings
-from conveyor.errors import ConfigError, Unauthenticated
-from conveyor.models import Role
+from conveyor.domain.errors import ConfigError, Unauthenticated
+from conveyor.domain.records import Role
 from conveyor.security.tokens import TokenCodec, TokenType
 from tests.security.keys import TEST_SECRET, ec_pem, public_pem, rsa_pem
 

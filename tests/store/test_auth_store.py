@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.errors import AlreadyExists, TokenNotFound, UserNotFound
-from conveyor.models import Role
-from conveyor.store import ApiToken, Store, User, WorkerInfo
+from conveyor.domain.errors import AlreadyExists, TokenNotFound, UserNotFound
+from conveyor.domain.records import ApiToken, Role, User, WorkerInfo
+from conveyor.store import Store
 from tests.helpers import assert_dt_close, utcnow
 
 # -- users --------------------------------------------------------------------------------

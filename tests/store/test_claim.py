@@ -3,8 +3,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from conveyor.models import JobStatus
-from conveyor.store import Completion, QueueSettings, Release, Store
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import Completion, QueueSettings, Release
+from conveyor.store import Store
 from tests.helpers import (
     assert_dt_close,
     claim_exactly,

@@ -12,8 +12,9 @@ import asyncio
 import multiprocessing
 from typing import Any
 
-from conveyor.models import JobStatus
-from conveyor.store import Completion, JobFilter, Store, open_store
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import Completion, JobFilter
+from conveyor.store import Store, open_store
 from tests.helpers import counts, make_job
 
 N_JOBS = 10_000

@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.errors import QueueFull
-from conveyor.models import JobStatus, NewJob
-from conveyor.store import Completion, QueueSettings, Store
+from conveyor.domain.errors import QueueFull
+from conveyor.domain.job import JobStatus, NewJob
+from conveyor.domain.records import Completion, QueueSettings
+from conveyor.store import Store
 from tests.helpers import (
     assert_dt_close,
     claim_exactly,
@@ -222,7 +223,7 @@ async def test_queue_full_counts_waiting_jobs_but_not_running_ones(store: Store)
 async def test_enqueue_recovers_when_its_connection_dies(store: Store, backend: str) -> None:
     if backend != "postgres":
         pytest.skip("PostgreSQL-only: the enqueue path keeps one pooled connection")
-    from conveyor.errors import StoreUnavailable
+    from conveyor.domain.errors import StoreUnavailable
     from conveyor.store.postgres import PostgresStore
 
     assert isinstance(store, PostgresStore)

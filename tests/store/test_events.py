@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.errors import JobNotFound
-from conveyor.models import JobStatus
-from conveyor.store import Completion, Failure, Release, Store
+from conveyor.domain.errors import JobNotFound
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import Completion, Failure, Release
+from conveyor.store import Store
 from tests.helpers import (
     claim_exactly,
     dead_job,

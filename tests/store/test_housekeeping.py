@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.errors import JobNotFound
-from conveyor.models import JobStatus
+from conveyor.domain.errors import JobNotFound
+from conveyor.domain.job import JobStatus
 from conveyor.store import Store
 from tests.helpers import completed_job, counts, dead_job, enqueue_one, utcnow, wait_until
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from conveyor.store import Completion, Store
+from conveyor.domain.records import Completion
+from conveyor.store import Store
 from tests.helpers import claim_exactly, enqueue, make_job
 
 PAYLOAD = {

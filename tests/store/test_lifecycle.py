@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from conveyor.errors import InvalidInput
+from conveyor.domain.errors import InvalidInput
 from conveyor.store import Store, open_store
 
 

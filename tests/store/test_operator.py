@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.errors import IllegalTransition, JobNotFound
-from conveyor.models import Job, JobStatus
-from conveyor.store import Failure, Store
+from conveyor.domain.errors import IllegalTransition, JobNotFound
+from conveyor.domain.job import Job, JobStatus
+from conveyor.domain.records import Failure
+from conveyor.store import Store
 from tests.helpers import (
     claim_exactly,
     completed_job,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conveyor.models import JobStatus
-from conveyor.store import Completion, Failure, Lease, Release, Store, WorkerInfo
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
+from conveyor.store import Store
 from tests.helpers import (
     assert_dt_close,
     claim_exactly,

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conveyor.store import QueueSettings, Store, WorkerInfo
+from conveyor.domain.records import QueueSettings, WorkerInfo
+from conveyor.store import Store
 from tests.helpers import utcnow, wait_until
 
 # -- queue settings -----------------------------------------------------------------------

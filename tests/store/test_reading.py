@@ -4,9 +4,10 @@ import uuid
 
 import pytest
 
-from conveyor.errors import JobNotFound
-from conveyor.models import Job, JobStatus
-from conveyor.store import JobFilter, Store
+from conveyor.domain.errors import JobNotFound
+from conveyor.domain.job import Job, JobStatus
+from conveyor.domain.records import JobFilter
+from conveyor.store import Store
 from tests.helpers import (
     claim_exactly,
     enqueue,

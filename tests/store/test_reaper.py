@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conveyor.models import JobStatus
+from conveyor.domain.job import JobStatus
 from conveyor.store import Store
 from tests.helpers import claim_exactly, enqueue, make_job, running_job, sleep_until, wait_until
 

@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor.errors import ScheduleNotFound
-from conveyor.models import JobStatus
-from conveyor.store import JobFilter, Schedule, Store
+from conveyor.domain.errors import ScheduleNotFound
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import JobFilter, Schedule
+from conveyor.store import Store
 from tests.helpers import make_job, utcnow
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)

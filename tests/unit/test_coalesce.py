@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.coalesce import SubmitCoalescer
-from conveyor.models import NewJob
-from conveyor.store.base import Enqueued
+from conveyor.domain.job import NewJob
+from conveyor.domain.records import Enqueued
+from conveyor.service.coalesce import SubmitCoalescer
 from tests.helpers import wait_until
 
 

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conveyor.errors import InvalidInput
-from conveyor.scheduler.cron import next_fire, next_fires, validate_cron
+from conveyor.domain.cron import next_fire, next_fires, validate_cron
+from conveyor.domain.errors import InvalidInput
 
 
 def test_next_fire_is_strictly_after():

@@ -3,17 +3,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conveyor.errors import IllegalTransition
-from conveyor.models import (
-    TERMINAL,
-    TRANSITIONS,
-    Dead,
-    JobStatus,
-    Retry,
-    RetryPolicy,
-    can_transition,
-    ensure_transition,
-)
+from conveyor.domain.errors import IllegalTransition
+from conveyor.domain.job import TERMINAL, TRANSITIONS, JobStatus, can_transition, ensure_transition
+from conveyor.domain.retry import Dead, Retry, RetryPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

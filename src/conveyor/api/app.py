@@ -16,14 +16,14 @@ from conveyor.api.auth import document_security
 from conveyor.api.deps import reject_unknown_query
 from conveyor.api.gate import Gate
 from conveyor.api.routes import auth, dashboard, health, jobs, queues, schedules, workers
-from conveyor.api.schemas import FieldError, Problem
 from conveyor.config import Settings
-from conveyor.heap import freeze_startup_heap
+from conveyor.runtime.heap import freeze_startup_heap
 from conveyor.security.ratelimit import RateLimiter
-from conveyor.security.service import AuthService
 from conveyor.security.tokens import TokenCodec
-from conveyor.service import JobService
+from conveyor.service.auth import AuthService
+from conveyor.service.jobs import JobService
 from conveyor.store import Store, open_store
+from conveyor.wire import FieldError, Problem
 
 
 def _version() -> str:

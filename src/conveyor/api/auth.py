@@ -18,10 +18,10 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.types import Scope
 
 from conveyor.api.headers import Header
-from conveyor.errors import RateLimited, StoreUnavailable, Unauthenticated
+from conveyor.domain.errors import RateLimited, StoreUnavailable, Unauthenticated
 from conveyor.security.policy import AUTH_DISABLED_PRINCIPAL, Action, Principal, check
 from conveyor.security.ratelimit import Decision, RateLimiter
-from conveyor.security.service import AuthService
+from conveyor.service.auth import AuthService
 
 log = structlog.get_logger("conveyor.api")
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 
 from conveyor.api.auth import PRINCIPAL_KEY, require
 from conveyor.config import Settings
-from conveyor.errors import InvalidInput
+from conveyor.domain.errors import InvalidInput
 from conveyor.security.policy import Action, Principal, check
-from conveyor.service import JobService
+from conveyor.service.jobs import JobService
 
 
 async def current_principal(request: Request) -> Principal:

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 
-from conveyor.errors import (
+from conveyor.domain.errors import (
     AlreadyExists,
     ConfigError,
     ConveyorError,

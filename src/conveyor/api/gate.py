@@ -31,7 +31,7 @@ from conveyor.api.errors import crash_problem, domain_problem
 from conveyor.api.headers import Header, security_headers
 from conveyor.api.limits import BODY_METHODS, BodyRefused, read_body
 from conveyor.api.observability import RequestMetrics
-from conveyor.errors import ConveyorError
+from conveyor.domain.errors import ConveyorError
 from conveyor.security.policy import Principal
 
 # (scope, body, caller) -> a response, or None to let the FastAPI route answer.

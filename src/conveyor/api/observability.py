@@ -20,7 +20,7 @@ from conveyor import metrics
 from conveyor.api.auth import public
 from conveyor.api.errors import problem
 from conveyor.config import Settings
-from conveyor.service import JobService
+from conveyor.service.jobs import JobService
 
 router = APIRouter(include_in_schema=False)
 

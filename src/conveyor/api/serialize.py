@@ -15,9 +15,9 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from conveyor.models import WAITING, Job, JobStatus
-from conveyor.service import QueueView
-from conveyor.store.base import JobEvent, Schedule, WorkerInfo
+from conveyor.domain.job import WAITING, Job, JobStatus
+from conveyor.domain.records import JobEvent, Schedule, WorkerInfo
+from conveyor.service.jobs import QueueView
 
 
 class JSONBytes(Response):

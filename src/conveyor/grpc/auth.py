@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import structlog
 from grpc import aio
 
-from conveyor.errors import RateLimited, Unauthenticated
+from conveyor.domain.errors import RateLimited, Unauthenticated
 from conveyor.grpc import errors
 from conveyor.security.policy import AUTH_DISABLED_PRINCIPAL, Action, Principal, check
 from conveyor.security.ratelimit import RateLimiter
-from conveyor.security.service import AuthService
+from conveyor.service.auth import AuthService
 
 log = structlog.get_logger("conveyor.grpc")
 

@@ -13,10 +13,8 @@ from typing import Any
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from conveyor.api.schemas import MAX_DELAY
-from conveyor.errors import InvalidInput
-from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
-from conveyor.models import (
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
     DEFAULT_TIMEOUT,
@@ -24,6 +22,8 @@ from conveyor.models import (
     JobStatus,
     NewJob,
 )
+from conveyor.domain.limits import MAX_DELAY
+from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
 
 STATUS_TO_PB: dict[JobStatus, pb.JobStatus.ValueType] = {
     s: pb.JobStatus.Value(f"JOB_STATUS_{s.name}") for s in JobStatus

@@ -15,7 +15,7 @@ import grpc
 import structlog
 from grpc import aio
 
-from conveyor.errors import (
+from conveyor.domain.errors import (
     AlreadyExists,
     ConfigError,
     ConveyorError,

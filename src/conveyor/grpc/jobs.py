@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from conveyor.errors import InvalidInput
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.records import JobFilter
 from conveyor.grpc import convert
 from conveyor.grpc.auth import Context, Guard
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2_grpc as pb_grpc
 from conveyor.security.policy import Principal
-from conveyor.service import JobService
-from conveyor.store.base import JobFilter
+from conveyor.service.jobs import JobService
 
 _SVC = "conveyor.v1.JobService/"
 

@@ -22,13 +22,13 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conveyor.errors import InvalidInput, StoreUnavailable
+from conveyor.domain.errors import InvalidInput, StoreUnavailable
+from conveyor.domain.job import JSON, Job
+from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.grpc import convert
 from conveyor.grpc.errors import from_rpc_error
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2_grpc as pb_grpc
-from conveyor.models import JSON, Job
-from conveyor.store.base import Completion, Failure, Lease, Release, WorkerInfo
 
 T = TypeVar("T")
 

@@ -17,8 +17,8 @@ import uvicorn
 from conveyor.config import Settings
 from conveyor.grpc.server import GrpcServer
 from conveyor.security.ratelimit import RateLimiter
-from conveyor.security.service import AuthService
-from conveyor.service import JobService
+from conveyor.service.auth import AuthService
+from conveyor.service.jobs import JobService
 from conveyor.store import Store, open_store
 
 STOP_GRACE = 5.0

@@ -22,11 +22,11 @@ from conveyor.grpc.auth import Guard
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
 from conveyor.grpc.jobs import JobServicer
 from conveyor.grpc.workers import WorkerServicer
-from conveyor.scheduler.maintenance import run_maintenance
 from conveyor.security.ratelimit import RateLimiter
-from conveyor.security.service import AuthService
-from conveyor.service import JobService
-from conveyor.worker.gateway import WorkerGateway
+from conveyor.service.auth import AuthService
+from conveyor.service.jobs import JobService
+from conveyor.service.maintenance import run_maintenance
+from conveyor.service.workers import WorkerGateway
 
 log = structlog.get_logger("conveyor.grpc")
 

@@ -7,14 +7,14 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from conveyor.domain.job import Job
+from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.grpc import convert
 from conveyor.grpc.auth import Context, Guard
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2_grpc as pb_grpc
-from conveyor.models import Job
 from conveyor.security.policy import Principal
-from conveyor.store.base import Completion, Failure, Lease, Release, WorkerInfo
-from conveyor.worker.gateway import WorkerGateway
+from conveyor.service.workers import WorkerGateway
 
 _SVC = "conveyor.v1.WorkerService/"
 

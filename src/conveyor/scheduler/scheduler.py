@@ -21,10 +21,10 @@ import structlog
 
 from conveyor import metrics
 from conveyor.config import Settings
-from conveyor.models import Job
-from conveyor.scheduler.cron import next_fire
-from conveyor.scheduler.maintenance import run_maintenance
-from conveyor.service import retention_cutoffs, schedule_job
+from conveyor.domain.cron import next_fire
+from conveyor.domain.job import Job
+from conveyor.service.jobs import retention_cutoffs, schedule_job
+from conveyor.service.maintenance import run_maintenance
 from conveyor.store.base import Store
 
 log = structlog.get_logger("conveyor.scheduler")

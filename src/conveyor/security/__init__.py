@@ -1,2 +1,3 @@
-"""Authentication, authorization and traffic control: passwords, tokens, the policy table,
-rate limits, and the auth use cases (login, refresh, users, API tokens) every door shares."""
+"""Authentication and traffic-control mechanics: password hashing, tokens, the policy table,
+rate limits, secret redaction. The auth use cases that combine them live in
+conveyor.service.auth."""

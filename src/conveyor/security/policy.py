@@ -12,8 +12,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from conveyor.errors import Forbidden, Unauthenticated
-from conveyor.models import Role
+from conveyor.domain.errors import Forbidden, Unauthenticated
+from conveyor.domain.records import Role
 from conveyor.security.tokens import Claims, TokenType
 
 

@@ -26,8 +26,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from conveyor.config import Settings
-from conveyor.errors import ConfigError, LimiterUnavailable
-from conveyor.models import Role
+from conveyor.domain.errors import ConfigError, LimiterUnavailable
+from conveyor.domain.records import Role
 
 log = structlog.get_logger("conveyor.ratelimit")
 

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conveyor.config import Settings
-from conveyor.errors import ConfigError, Unauthenticated
-from conveyor.models import Role
+from conveyor.domain.errors import ConfigError, Unauthenticated
+from conveyor.domain.records import Role
 
 ISSUER = "conveyor"
 MIN_SECRET_BYTES = 32

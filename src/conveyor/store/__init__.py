@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conveyor.errors import InvalidInput
-from conveyor.store.base import (
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.records import (
     ApiToken,
     Completion,
     Enqueued,
@@ -16,10 +16,10 @@ from conveyor.store.base import (
     ReapedJob,
     Release,
     Schedule,
-    Store,
     User,
     WorkerInfo,
 )
+from conveyor.store.base import Store
 
 __all__ = [
     "ApiToken",

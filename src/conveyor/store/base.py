@@ -16,165 +16,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from conveyor.models import JSON, Job, JobStatus, NewJob, Role
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """Proof that a worker holds a job: the fencing token handed out by its claim."""
-
-    job_id: uuid.UUID
-    lease_token: int
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    job_id: uuid.UUID
-    lease_token: int
-    result: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """A failed attempt. `retry_at` set: status -> retrying with run_at = retry_at.
-    `retry_at` None: status -> dead (the DLQ). `error` goes to last_error (with traceback)."""
-
-    job_id: uuid.UUID
-    lease_token: int
-    error: str
-    retry_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """Hand a running job back without charging the attempt (graceful shutdown, open breaker).
-    status -> queued (run_at None) or scheduled (run_at set); attempt is decremented by one."""
-
-    job_id: uuid.UUID
-    lease_token: int
-    run_at: datetime | None = None
-    reason: str = "released"
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    job: Job
-    created: bool  # False: an existing live job with the same unique_key was returned
-
-
-@dataclass(frozen=True, slots=True)
-class JobEvent:
-    id: int
-    job_id: uuid.UUID
-    at: datetime
-    from_status: JobStatus | None  # None for the creation event
-    to_status: JobStatus
-    attempt: int
-    worker_id: str | None
-    message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    queue: str | None = None
-    status: JobStatus | None = None
-    type: str | None = None
-    tag: str | None = None  # job has this tag
-    tenant: str | None = None
-    created_after: datetime | None = None  # inclusive
-    created_before: datetime | None = None  # exclusive
-
-
-@dataclass(frozen=True, slots=True)
-class JobPage:
-    """Newest first (id descending; ids are UUIDv7 so this is creation order).
-    `next_cursor` is the last id of this page, None when there is no further page."""
-
-    jobs: list[Job]
-    next_cursor: uuid.UUID | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReapedJob:
-    job_id: uuid.UUID
-    worker_id: str | None
-    attempt: int
-    new_status: JobStatus  # queued, or dead when the lost attempt was the last allowed
-
-
-@dataclass(slots=True)
-class QueueSettings:
-    name: str
-    paused: bool = False
-    max_depth: int | None = None  # queued+scheduled+retrying jobs allowed; None = unlimited
-    concurrency: int | None = None  # running jobs allowed across all workers; None = unlimited
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    id: str
-    hostname: str
-    pid: int
-    queues: list[str]
-    concurrency: int
-    started_at: datetime
-    last_seen_at: datetime
-    running: int = 0
-    meta: JSON = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Schedule:
-    """A cron schedule. `next_run_at` is the next fire time (UTC); the scheduler fires it with a
-    compare-and-set on next_run_at, so one fire time yields exactly one job."""
-
-    name: str
-    cron: str
-    timezone: str
-    type: str
-    payload: JSON = field(default_factory=dict)
-    queue: str = "default"
-    priority: int = 0
-    max_retries: int = 3
-    timeout: float = 300.0
-    enabled: bool = True
-    next_run_at: datetime | None = None
-    last_run_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class User:
-    """An account that logs in with a password. `tenant` confines a USER to one tenant's jobs;
-    `disabled` stops logins and refreshes (access tokens already out expire on their own)."""
-
-    username: str
-    role: Role
-    password_hash: str
-    tenant: str | None = None
-    disabled: bool = False
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class ApiToken:
-    """The row behind a long-lived API token: the token itself is a JWT whose `jti` is this
-    row's key, and is never stored. Revoked when `revoked_at` is set."""
-
-    jti: str
-    name: str
-    role: Role
-    expires_at: datetime
-    tenant: str | None = None
-    created_by: str | None = None
-    created_at: datetime | None = None
-    revoked_at: datetime | None = None
+from conveyor.domain.job import JSON, Job, JobStatus, NewJob
+from conveyor.domain.records import (
+    ApiToken,
+    Completion,
+    Enqueued,
+    Failure,
+    JobEvent,
+    JobFilter,
+    JobPage,
+    Lease,
+    QueueSettings,
+    ReapedJob,
+    Release,
+    Schedule,
+    User,
+    WorkerInfo,
+)
 
 
 class Store(Protocol):

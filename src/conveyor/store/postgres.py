@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from conveyor.errors import (
+from conveyor.domain.errors import (
     AlreadyExists,
     ConveyorError,
     IllegalTransition,
@@ -41,9 +41,9 @@ from conveyor.errors import (
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.ids import new_job_id
-from conveyor.models import JSON, TERMINAL, Job, JobStatus, NewJob, Role, ensure_transition
-from conveyor.store.base import (
+from conveyor.domain.ids import new_job_id
+from conveyor.domain.job import JSON, TERMINAL, Job, JobStatus, NewJob, ensure_transition
+from conveyor.domain.records import (
     ApiToken,
     Completion,
     Enqueued,
@@ -55,6 +55,7 @@ from conveyor.store.base import (
     QueueSettings,
     ReapedJob,
     Release,
+    Role,
     Schedule,
     User,
     WorkerInfo,

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import aiosqlite
 import orjson
 
-from conveyor.errors import (
+from conveyor.domain.errors import (
     AlreadyExists,
     IllegalTransition,
     InvalidInput,
@@ -45,9 +45,9 @@ from conveyor.errors import (
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.ids import new_job_id
-from conveyor.models import JSON, Job, JobStatus, NewJob, Role, ensure_transition
-from conveyor.store.base import (
+from conveyor.domain.ids import new_job_id
+from conveyor.domain.job import JSON, Job, JobStatus, NewJob, ensure_transition
+from conveyor.domain.records import (
     ApiToken,
     Completion,
     Enqueued,
@@ -59,6 +59,7 @@ from conveyor.store.base import (
     QueueSettings,
     ReapedJob,
     Release,
+    Role,
     Schedule,
     User,
     WorkerInfo,

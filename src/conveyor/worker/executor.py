@@ -32,9 +32,11 @@ import structlog
 
 from conveyor import metrics
 from conveyor.config import Settings
-from conveyor.models import Job, NonRetryable, Retry, RetryPolicy
-from conveyor.scheduler.maintenance import run_maintenance
-from conveyor.store.base import Completion, Failure, Lease, Release, Store, WorkerInfo
+from conveyor.domain.job import Job
+from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
+from conveyor.domain.retry import NonRetryable, Retry, RetryPolicy
+from conveyor.service.maintenance import run_maintenance
+from conveyor.store.base import Store
 from conveyor.worker.breaker import BreakerBoard, BreakerConfig
 from conveyor.worker.context import JobContext
 from conveyor.worker.outcomes import Outcome, OutcomeBatcher

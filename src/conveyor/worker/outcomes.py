@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import structlog
 
-from conveyor.store.base import Completion, Failure, Release
+from conveyor.domain.records import Completion, Failure, Release
 from conveyor.worker.store import WorkerStore
 
 Outcome = Completion | Failure | Release

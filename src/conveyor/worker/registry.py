@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.errors import InvalidInput
-from conveyor.models import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, DEFAULT_TIMEOUT
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, DEFAULT_TIMEOUT
 
 Handler = Callable[..., Any]
 

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from conveyor.models import JSON, Job
-from conveyor.store.base import Completion, Failure, Lease, Release, WorkerInfo
+from conveyor.domain.job import JSON, Job
+from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 
 
 class WorkerStore(Protocol):

@@ -11,11 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from conveyor.api.auth import public, require
 from conveyor.api.docs import problems
 from conveyor.api.serialize import JSONBytes
-from conveyor.errors import ConfigError
-from conveyor.models import Role
+from conveyor.domain.errors import ConfigError
+from conveyor.domain.records import ApiToken, Role, User
 from conveyor.security.policy import Action, Principal
-from conveyor.security.service import AuthService, TokenPair
-from conveyor.store.base import ApiToken, User
+from conveyor.service.auth import AuthService, TokenPair
 
 router = APIRouter(tags=["auth"])
 

@@ -12,8 +12,8 @@ from conveyor.api.auth import public
 from conveyor.api.deps import Service
 from conveyor.api.docs import problems
 from conveyor.api.errors import problem
-from conveyor.api.schemas import Health
 from conveyor.api.serialize import JSONBytes
+from conveyor.wire import Health
 
 router = APIRouter(tags=["health"], dependencies=[Depends(public)])
 log = structlog.get_logger("conveyor.api")

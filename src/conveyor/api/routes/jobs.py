@@ -28,7 +28,14 @@ from conveyor.api.deps import (
 from conveyor.api.docs import problems
 from conveyor.api.errors import problem
 from conveyor.api.gate import DirectHandler
-from conveyor.api.schemas import (
+from conveyor.api.serialize import JSONBytes, event_out, job_out
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job import Job, JobStatus, NewJob
+from conveyor.domain.limits import MAX_PAGE
+from conveyor.domain.records import JobFilter
+from conveyor.security.policy import Action, Principal, check
+from conveyor.service.jobs import JobService
+from conveyor.wire import (
     NAME_DOC,
     BatchIn,
     BatchOut,
@@ -39,12 +46,6 @@ from conveyor.api.schemas import (
     RetryIn,
     Rfc3339,
 )
-from conveyor.api.serialize import JSONBytes, event_out, job_out
-from conveyor.errors import InvalidInput
-from conveyor.models import Job, JobStatus, NewJob
-from conveyor.security.policy import Action, Principal, check
-from conveyor.service import MAX_PAGE, JobService
-from conveyor.store.base import JobFilter
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -16,7 +16,12 @@ from conveyor.api.deps import (
     WriteQueues,
 )
 from conveyor.api.docs import problems
-from conveyor.api.schemas import (
+from conveyor.api.serialize import JSONBytes, job_out, queue_out
+from conveyor.domain.errors import ConveyorError
+from conveyor.domain.job import JobStatus
+from conveyor.domain.limits import MAX_PAGE
+from conveyor.domain.records import JobFilter
+from conveyor.wire import (
     NAME_DOC,
     DiscardOut,
     IdsIn,
@@ -26,11 +31,6 @@ from conveyor.api.schemas import (
     QueuePatch,
     RequeueOut,
 )
-from conveyor.api.serialize import JSONBytes, job_out, queue_out
-from conveyor.errors import ConveyorError
-from conveyor.models import JobStatus
-from conveyor.service import MAX_PAGE
-from conveyor.store.base import JobFilter
 
 router = APIRouter(tags=["queues"])
 PathName = Annotated[str, Path(json_schema_extra=NAME_DOC)]

@@ -9,16 +9,9 @@ from starlette.responses import Response
 
 from conveyor.api.deps import ReadSchedules, Service, WriteSchedules
 from conveyor.api.docs import problems
-from conveyor.api.schemas import (
-    NAME_DOC,
-    JobOut,
-    ScheduleIn,
-    ScheduleList,
-    ScheduleOut,
-    SchedulePatch,
-)
 from conveyor.api.serialize import JSONBytes, job_out, schedule_out
-from conveyor.store.base import Schedule
+from conveyor.domain.records import Schedule
+from conveyor.wire import NAME_DOC, JobOut, ScheduleIn, ScheduleList, ScheduleOut, SchedulePatch
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 PathName = Annotated[str, Path(json_schema_extra=NAME_DOC)]

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from conveyor.api.deps import ReadWorkers, Service
-from conveyor.api.schemas import WorkerList
 from conveyor.api.serialize import JSONBytes, worker_out
+from conveyor.wire import WorkerList
 
 router = APIRouter(tags=["workers"])
 

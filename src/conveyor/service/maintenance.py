@@ -5,7 +5,8 @@ from __future__ import annotations
 import structlog
 
 from conveyor import metrics
-from conveyor.store.base import ReapedJob, Store
+from conveyor.domain.records import ReapedJob
+from conveyor.store.base import Store
 
 log = structlog.get_logger("conveyor.maintenance")
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import click
 
-from conveyor.bench import _drain, _worker
+from conveyor.cli.bench import bench_worker, drain
 from conveyor.config import Settings
+from conveyor.domain.job import NewJob
 from conveyor.grpc.remote import RemoteWorkerStore
 from conveyor.grpc.server import GrpcServer
-from conveyor.logs import configure_logging
-from conveyor.models import NewJob
-from conveyor.service import JobService
+from conveyor.runtime.logs import configure_logging
+from conveyor.service.jobs import JobService
 from conveyor.store import Store, open_store
 
 
@@ -38,10 +38,10 @@ def _run_worker(mode: str, target: str, queue: str, n: int, concurrency: int, ou
             store = RemoteWorkerStore(target, None, wait_seconds=1.0)
         await store.connect()
         try:
-            worker = _worker(store, queue, concurrency, [])
+            worker = bench_worker(store, queue, concurrency, [])
             t0 = time.perf_counter()
             run = asyncio.create_task(worker.run())
-            await _drain(worker, n)
+            await drain(worker, n)
             worker.stop()
             await run
             return time.perf_counter() - t0

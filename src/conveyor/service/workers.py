@@ -19,10 +19,11 @@ import uuid
 from collections.abc import Sequence
 
 from conveyor.config import Settings
-from conveyor.errors import InvalidInput
-from conveyor.models import JSON, Job
-from conveyor.service import MAX_BATCH, NAME_RE
-from conveyor.store.base import Completion, Failure, Lease, Release, Store, WorkerInfo
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job import JSON, Job
+from conveyor.domain.limits import MAX_BATCH, NAME_RE
+from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
+from conveyor.store.base import Store
 
 MAX_WAIT = 30.0
 MAX_LEASE = 86_400.0

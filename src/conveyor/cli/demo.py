@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from conveyor.app import App
-from conveyor.models import NonRetryable
+from conveyor.domain.retry import NonRetryable
 from conveyor.worker.context import JobContext
 
 app = App()

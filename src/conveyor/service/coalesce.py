@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 
-from conveyor.errors import ConveyorError
-from conveyor.models import NewJob
-from conveyor.store.base import Enqueued, Store
+from conveyor.domain.errors import ConveyorError
+from conveyor.domain.job import NewJob
+from conveyor.domain.records import Enqueued
+from conveyor.store.base import Store
 
 
 class SubmitCoalescer:

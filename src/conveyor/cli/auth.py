@@ -16,11 +16,12 @@ from typing import TypeVar
 import click
 from pydantic import SecretStr
 
+from conveyor.cli.common import run_async, settings_for
 from conveyor.config import Settings
-from conveyor.errors import ConveyorError
-from conveyor.models import Role
-from conveyor.security.service import AuthService, generate_password
+from conveyor.domain.errors import ConveyorError
+from conveyor.domain.records import Role
 from conveyor.security.tokens import generate_secret
+from conveyor.service.auth import AuthService, generate_password
 from conveyor.store import Store, open_store
 
 T = TypeVar("T")
@@ -29,9 +30,7 @@ DEV_KEY_FILE = "jwt-secret"
 
 
 def _call(store_url: str | None, fn: Callable[[AuthService], Awaitable[T]]) -> T:
-    from conveyor.cli import _run, _settings
-
-    settings = _settings(store_url)
+    settings = settings_for(store_url)
 
     async def go() -> T:
         store = open_store(settings.store_url)
@@ -42,7 +41,7 @@ def _call(store_url: str | None, fn: Callable[[AuthService], Awaitable[T]]) -> T
             await store.close()
 
     try:
-        return _run(go())
+        return run_async(go())
     except ConveyorError as exc:
         raise click.ClickException(exc.message) from exc
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
-from conveyor.errors import InvalidInput
+from conveyor.domain.errors import InvalidInput
 
 
 def zone(name: str) -> ZoneInfo:

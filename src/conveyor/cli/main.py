@@ -8,7 +8,7 @@ import contextlib
 import importlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,26 +17,19 @@ import click
 import orjson
 import uvicorn
 
-from conveyor import probes
 from conveyor.app import App
-from conveyor.cli_auth import bootstrap_admin, dev_settings, login_help, token, user
-from conveyor.config import Settings
-from conveyor.errors import ConveyorError
-from conveyor.heap import freeze_startup_heap
-from conveyor.logs import configure_logging
+from conveyor.cli.auth import bootstrap_admin, dev_settings, login_help, token, user
+from conveyor.cli.common import run_async, settings_for
+from conveyor.domain.errors import ConveyorError
+from conveyor.domain.records import Schedule
+from conveyor.runtime import probes
+from conveyor.runtime.heap import freeze_startup_heap
+from conveyor.runtime.logs import configure_logging
 from conveyor.scheduler.scheduler import Scheduler
-from conveyor.store import Schedule, open_store
+from conveyor.store import open_store
 from conveyor.worker.executor import Worker
 
 T = TypeVar("T")
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def load_app(target: str) -> App:
@@ -49,14 +42,6 @@ def load_app(target: str) -> App:
     if not isinstance(app, App):
         raise click.BadParameter(f"{target!r} is not a conveyor.App", param_hint="APP")
     return app
-
-
-def _settings(store_url: str | None, **overrides: Any) -> Settings:
-    base = Settings()
-    update = {k: v for k, v in overrides.items() if v is not None}
-    if store_url:
-        update["store_url"] = store_url
-    return base.model_copy(update=update)
 
 
 def _on_signals(first: Callable[[], None], second: Callable[[], None]) -> None:
@@ -99,14 +84,14 @@ def migrate(store_url: str | None) -> None:
     """Apply pending schema migrations."""
 
     async def go() -> list[str]:
-        store = open_store(_settings(store_url).store_url)
+        store = open_store(settings_for(store_url).store_url)
         await store.connect()
         try:
             return await store.migrate()
         finally:
             await store.close()
 
-    applied = _run(go())
+    applied = run_async(go())
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -171,7 +156,7 @@ def worker(
     """Run the handlers of APP (module:attribute), direct to the store or, with --server,
     remotely over gRPC (the same executor; the server does promotion and lease reaping)."""
     app = load_app(app_target)
-    app.settings = _settings(
+    app.settings = settings_for(
         store_url or app.settings.store_url, shutdown_grace=grace, lease_seconds=lease
     )
     queue_list = queues.split(",") if queues else None
@@ -214,7 +199,7 @@ def worker(
             await serve(app.worker(queues=queue_list, concurrency=concurrency), app.store.ping)
 
     try:
-        _run(go())
+        run_async(go())
     except ConveyorError as exc:  # e.g. the server refused the token
         raise click.ClickException(exc.message) from exc
 
@@ -225,7 +210,7 @@ def worker(
 @metrics_host_option
 def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """Promote delayed jobs, reap expired leases, fire cron schedules, prune old jobs."""
-    settings = _settings(store_url)
+    settings = settings_for(store_url)
 
     async def go() -> None:
         store = open_store(settings.store_url)
@@ -245,7 +230,7 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
         finally:
             await store.close()
 
-    _run(go())
+    run_async(go())
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -283,7 +268,7 @@ def server(
     """Serve the HTTP API and gRPC. Run `conveyor migrate` first: servers never migrate."""
     from conveyor.api import create_app
 
-    settings = _settings(store_url, grpc_port=grpc_port)
+    settings = settings_for(store_url, grpc_port=grpc_port)
     if not settings.auth_enabled:
         click.echo(
             "WARNING: auth is disabled (CONVEYOR_AUTH_ENABLED=false): anyone who "
@@ -294,7 +279,7 @@ def server(
         from conveyor.grpc.serve import serve_http_and_grpc
 
         try:
-            _run(serve_http_and_grpc(settings, host, port, grpc_host or host, access_log))
+            run_async(serve_http_and_grpc(settings, host, port, grpc_host or host, access_log))
         except ConveyorError as exc:  # e.g. auth on and no signing key: refuse to start
             raise click.ClickException(exc.message) from exc
         return
@@ -315,7 +300,7 @@ def server(
 
 @main.command()
 @store_option
-@click.option("--app", "app_target", default="conveyor.demo:app", show_default=True)
+@click.option("--app", "app_target", default="conveyor.cli.demo:app", show_default=True)
 @click.option("--concurrency", "-c", type=int, default=None)
 @host_option
 @port_option
@@ -326,7 +311,7 @@ def dev(
     from conveyor.api import create_app
 
     app = load_app(app_target)
-    app.settings = dev_settings(_settings(store_url or app.settings.store_url))
+    app.settings = dev_settings(settings_for(store_url or app.settings.store_url))
     configure_logging(app.settings.log_level, "console")
 
     async def go() -> None:
@@ -373,17 +358,17 @@ def dev(
             )
             await asyncio.gather(w.run(), sched.run(), api.serve())
 
-    _run(go())
+    run_async(go())
 
 
 def _service_call(store_url: str | None, fn: Callable[[App], Awaitable[T]]) -> T:
     async def go() -> T:
-        app = App(_settings(store_url).store_url)
+        app = App(settings_for(store_url).store_url)
         async with app:
             return await fn(app)
 
     try:
-        return _run(go())
+        return run_async(go())
     except ConveyorError as exc:
         raise click.ClickException(exc.message) from exc
 
@@ -510,15 +495,17 @@ def bench(
 ) -> None:
     """Throughput (drain N no-op jobs) or, with --rate, latency at a steady rate."""
     if remote:
-        from conveyor.grpc.bench import run_remote_bench
+        from conveyor.cli.bench_remote import run_remote_bench
 
-        _run(run_remote_bench(_settings(store_url).store_url, jobs=jobs, concurrency=concurrency))
+        run_async(
+            run_remote_bench(settings_for(store_url).store_url, jobs=jobs, concurrency=concurrency)
+        )
         return
-    from conveyor.bench import run_bench
+    from conveyor.cli.bench import run_bench
 
-    _run(
+    run_async(
         run_bench(
-            _settings(store_url).store_url,
+            settings_for(store_url).store_url,
             jobs=jobs,
             concurrency=concurrency,
             rate=rate,
@@ -529,7 +516,3 @@ def bench(
 
 main.add_command(user)
 main.add_command(token)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

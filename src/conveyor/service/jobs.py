@@ -7,50 +7,41 @@ these calls and maps ConveyorError subclasses to status codes, nothing more.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from conveyor import metrics
-from conveyor.coalesce import SubmitCoalescer
 from conveyor.config import Settings
-from conveyor.errors import InvalidInput, JobNotFound
-from conveyor.ids import new_job_id
-from conveyor.models import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_QUEUE,
-    JSON,
-    Job,
-    JobStatus,
-    NewJob,
+from conveyor.domain.cron import next_fire, next_fires, validate_cron
+from conveyor.domain.errors import InvalidInput, JobNotFound
+from conveyor.domain.ids import new_job_id
+from conveyor.domain.job import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, JSON, Job, JobStatus, NewJob
+from conveyor.domain.limits import (
+    MAX_BATCH,
+    MAX_PAGE,
+    MAX_PRIORITY,
+    MAX_RETRIES_LIMIT,
+    MAX_TAGS,
+    MAX_UNIQUE_KEY,
+    check_aware,
+    check_int,
+    check_json_object,
+    check_name,
 )
-from conveyor.scheduler.cron import next_fire, next_fires, validate_cron
-from conveyor.store.base import (
+from conveyor.domain.records import (
     Enqueued,
     JobEvent,
     JobFilter,
     JobPage,
     QueueSettings,
     Schedule,
-    Store,
     WorkerInfo,
 )
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
-MAX_PRIORITY = 1_000_000
-MAX_RETRIES_LIMIT = 1_000
-MAX_TAGS = 32
-MAX_UNIQUE_KEY = 255
-MAX_BATCH = 1_000
-MAX_PAGE = 500
-
-_JSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
+from conveyor.service.coalesce import SubmitCoalescer
+from conveyor.store.base import Store
 
 # validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
 _NEW_JOB_FIELDS = [
@@ -59,61 +50,6 @@ _NEW_JOB_FIELDS = [
 ]  # fmt: skip
 if [f.name for f in fields(NewJob)] != _NEW_JOB_FIELDS:  # pragma: no cover
     raise ImportError("NewJob's fields changed order: update JobService.validate")
-
-
-def _name(value: object, field: str) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise InvalidInput(
-            f"{field} must be 1-128 characters of letters, digits and _ . : - (got {value!r})",
-            field=field,
-        )
-    return value
-
-
-def _int(value: object, field: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidInput(
-            f"{field} must be an integer in [{lo}, {hi}] (got {value!r})", field=field
-        )
-    return value
-
-
-def _aware(value: object, field: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidInput(f"{field} must be a datetime", field=field)
-    if value.tzinfo is None:
-        raise InvalidInput(f"{field} must carry a time zone (RFC 3339 with offset)", field=field)
-    return value.astimezone(UTC)
-
-
-def check_json_object(value: object, field: str, max_bytes: int) -> JSON:
-    """A payload is a JSON object that survives a round trip (no NaN, no dates, no sets)."""
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{field} must be a JSON object", field=field)
-    try:
-        encoded = orjson.dumps(value, option=_JSON_OPTS)
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidInput(f"{field} is not JSON-serialisable: {exc}", field=field) from exc
-    if len(encoded) > max_bytes:
-        raise InvalidInput(
-            f"{field} is {len(encoded)} bytes, over the {max_bytes} limit", field=field
-        )
-    # orjson writes NaN/Infinity as null: refuse them rather than silently change the payload.
-    # With no null in the output there was none to find, and the walk is skipped.
-    if b"null" in encoded:
-        _reject_non_finite(value, field)
-    return value
-
-
-def _reject_non_finite(value: object, field: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput(f"{field} contains a non-finite number", field=field)
-    if isinstance(value, dict):
-        for v in value.values():
-            _reject_non_finite(v, field)
-    elif isinstance(value, list):
-        for v in value:
-            _reject_non_finite(v, field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,15 +83,15 @@ class JobService:
     def validate(self, job: NewJob) -> NewJob:
         """Check and normalise one submission; raises InvalidInput naming the field."""
         s = self.settings
-        _name(job.type, "type")
+        check_name(job.type, "type")
         if self.known_types is not None and job.type not in self.known_types():
             raise InvalidInput(
                 f"unknown job type {job.type!r}: no handler is registered", field="type"
             )
-        _name(job.queue, "queue")
+        check_name(job.queue, "queue")
         check_json_object(job.payload, "payload", s.max_payload_bytes)
-        _int(job.priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
-        _int(job.max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
+        check_int(job.priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
+        check_int(job.max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
         timeout = job.timeout
         if (
             isinstance(timeout, bool)
@@ -167,7 +103,7 @@ class JobService:
                 f"timeout must be a number of seconds in (0, {s.max_timeout:g}] (got {timeout!r})",
                 field="timeout",
             )
-        run_at = None if job.run_at is None else _aware(job.run_at, "run_at")
+        run_at = None if job.run_at is None else check_aware(job.run_at, "run_at")
         if job.unique_key is not None and (
             not isinstance(job.unique_key, str) or not 0 < len(job.unique_key) <= MAX_UNIQUE_KEY
         ):
@@ -177,9 +113,9 @@ class JobService:
         if not isinstance(job.tags, list) or len(job.tags) > MAX_TAGS:
             raise InvalidInput(f"tags must be a list of at most {MAX_TAGS} names", field="tags")
         for tag in job.tags:
-            _name(tag, "tags")
+            check_name(tag, "tags")
         if job.tenant is not None:
-            _name(job.tenant, "tenant")
+            check_name(job.tenant, "tenant")
         # A new record (the caller's stays untouched), built positionally: this runs per job
         # of every batch, and dataclasses.replace was a visible share of a batch's CPU.
         return NewJob(
@@ -260,17 +196,17 @@ class JobService:
         cursor: uuid.UUID | None = None,
         tenant: str | None = None,
     ) -> JobPage:
-        _int(limit, "limit", 1, MAX_PAGE)
+        check_int(limit, "limit", 1, MAX_PAGE)
         if tenant is not None:
             flt = replace(flt, tenant=tenant)
         for key in ("queue", "type", "tag", "tenant"):
             value = getattr(flt, key)
             if value is not None:
-                _name(value, key)
+                check_name(value, key)
         if flt.created_after is not None:
-            flt = replace(flt, created_after=_aware(flt.created_after, "created_after"))
+            flt = replace(flt, created_after=check_aware(flt.created_after, "created_after"))
         if flt.created_before is not None:
-            flt = replace(flt, created_before=_aware(flt.created_before, "created_before"))
+            flt = replace(flt, created_before=check_aware(flt.created_before, "created_before"))
         return await self.store.list_jobs(flt, limit=limit, cursor=cursor)
 
     async def events(self, job_id: uuid.UUID, *, tenant: str | None = None) -> list[JobEvent]:
@@ -310,7 +246,7 @@ class JobService:
 
     async def update_queue(self, name: str, changes: Mapping[str, Any]) -> QueueSettings:
         """Apply a partial update (paused, max_depth, concurrency); unknown keys are refused."""
-        _name(name, "queue")
+        check_name(name, "queue")
         allowed = {f.name for f in fields(QueueSettings)} - {"name"}
         unknown = set(changes) - allowed
         if unknown:
@@ -327,12 +263,12 @@ class JobService:
         for key in ("max_depth", "concurrency"):
             if key in changes:
                 value = changes[key]
-                setattr(current, key, None if value is None else _int(value, key, 1, 10**9))
+                setattr(current, key, None if value is None else check_int(value, key, 1, 10**9))
         return await self.store.set_queue_settings(current)
 
     # -- schedules ---------------------------------------------------------------------
     def _check_schedule(self, s: Schedule) -> Schedule:
-        _name(s.name, "name")
+        check_name(s.name, "name")
         validate_cron(s.cron, s.timezone)
         template = self.validate(
             NewJob(
@@ -374,13 +310,13 @@ class JobService:
         return await self.put_schedule(replace(current, **dict(changes)))
 
     async def get_schedule(self, name: str) -> Schedule:
-        return await self.store.get_schedule(_name(name, "name"))
+        return await self.store.get_schedule(check_name(name, "name"))
 
     async def list_schedules(self) -> list[Schedule]:
         return await self.store.list_schedules()
 
     async def delete_schedule(self, name: str) -> None:
-        await self.store.delete_schedule(_name(name, "name"))
+        await self.store.delete_schedule(check_name(name, "name"))
 
     async def trigger_schedule(self, name: str) -> Job:
         """Run a schedule's job now, outside its cron cadence."""

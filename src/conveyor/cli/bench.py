@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from conveyor.config import Settings
-from conveyor.models import NewJob
-from conveyor.service import JobService
+from conveyor.domain.job import NewJob
+from conveyor.service.jobs import JobService
 from conveyor.store import open_store
 from conveyor.worker import Registry, Worker
 
@@ -35,7 +35,7 @@ def _percentiles(xs: list[float]) -> str:
     )
 
 
-def _worker(store: Any, queue: str, concurrency: int, latencies: list[float]) -> Worker:
+def bench_worker(store: Any, queue: str, concurrency: int, latencies: list[float]) -> Worker:
     registry = Registry()
 
     async def noop(payload: dict[str, Any]) -> None:
@@ -53,7 +53,7 @@ def _worker(store: Any, queue: str, concurrency: int, latencies: list[float]) ->
     )
 
 
-async def _drain(worker: Worker, n: int, timeout: float = 600) -> None:
+async def drain(worker: Worker, n: int, timeout: float = 600) -> None:
     """Wait until `n` handlers ran, then stop the worker, which flushes the last outcomes."""
     deadline = time.monotonic() + timeout
     while worker.processed < n:
@@ -94,14 +94,14 @@ async def _throughput(
     enq = time.perf_counter() - t0
     click.echo(f"store {url.split('?')[0]}  jobs {n}  concurrency {concurrency}")
     click.echo(f"enqueue (batches of 1000): {n / enq:,.0f} jobs/s ({enq:.2f} s)")
-    worker = _worker(store, queue, concurrency, latencies)
+    worker = bench_worker(store, queue, concurrency, latencies)
     t1 = time.perf_counter()
     run = asyncio.create_task(worker.run())
-    await _drain(worker, n)
+    await drain(worker, n)
     worker.stop()
     await run
-    drain = time.perf_counter() - t1
-    click.echo(f"drain (claim+run+complete): {n / drain:,.0f} jobs/s ({drain:.2f} s)")
+    drained_in = time.perf_counter() - t1
+    click.echo(f"drain (claim+run+complete): {n / drained_in:,.0f} jobs/s ({drained_in:.2f} s)")
 
 
 def _produce(url: str, queue: str, rate: float, duration: float) -> None:
@@ -149,7 +149,7 @@ async def _steady(
     concurrency: int,
     latencies: list[float],
 ) -> None:
-    worker = _worker(store, queue, concurrency, latencies)
+    worker = bench_worker(store, queue, concurrency, latencies)
     run = asyncio.create_task(worker.run())
     proc = mp.get_context("spawn").Process(target=_produce, args=(url, queue, rate, duration))
     proc.start()

@@ -22,9 +22,11 @@ from pydantic import (
     field_validator,
 )
 
-from conveyor.models import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, DEFAULT_TIMEOUT, JobStatus
-from conveyor.service import (
+from conveyor.domain.job import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, DEFAULT_TIMEOUT, JobStatus
+from conveyor.domain.limits import (
     MAX_BATCH,
+    MAX_DELAY,
+    MAX_IDS,
     MAX_PRIORITY,
     MAX_RETRIES_LIMIT,
     MAX_TAGS,
@@ -33,8 +35,6 @@ from conveyor.service import (
 )
 
 NAME_PATTERN = NAME_RE.pattern
-MAX_DELAY = 10 * 366 * 86_400  # ten years: further is a mistake, and datetime arithmetic overflows
-MAX_IDS = 1_000
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"

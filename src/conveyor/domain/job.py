@@ -1,19 +1,18 @@
-"""The job model: statuses, legal transitions and the retry policy. Pure: no I/O, no clocks read.
+"""The job model: statuses and their legal transitions, the submission and the stored job.
 
-Stores and the worker consult this module instead of re-deciding rules, so a rule changes in
-one place.
+Pure: no I/O, no clocks read. Stores, the service and the worker consult this module instead
+of re-deciding rules, so a rule changes in one place.
 """
 
 from __future__ import annotations
 
 import enum
-import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from conveyor.errors import IllegalTransition
+from conveyor.domain.errors import IllegalTransition
 
 JSON = dict[str, Any]
 
@@ -59,14 +58,6 @@ def can_transition(src: JobStatus, dst: JobStatus) -> bool:
 def ensure_transition(src: JobStatus, dst: JobStatus) -> None:
     if not can_transition(src, dst):
         raise IllegalTransition(f"a {src.value} job cannot become {dst.value}")
-
-
-class Role(enum.StrEnum):
-    """Who a principal is to the policy table (conveyor.security.policy)."""
-
-    ADMIN = "admin"
-    USER = "user"  # submits and reads the jobs of one tenant
-    WORKER = "worker"  # the worker protocol only
 
 
 DEFAULT_QUEUE = "default"
@@ -120,57 +111,3 @@ class Job:
     def attempts_left(self) -> int:
         """Retries still allowed after the current attempt (attempt counts the running one)."""
         return max(0, self.max_retries + 1 - self.attempt)
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Dead:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter on the upper half, capped.
-
-    delay(n) = min(cap, base * factor**(n-1)), then a random point in [delay/2, delay]: the
-    floor keeps retries from hammering a sick dependency, the jitter keeps a burst of failures
-    from retrying in lockstep.
-    """
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 3600.0
-    jitter: bool = True
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        if attempt < 1:
-            raise ValueError("attempt starts at 1")
-        raw = min(self.cap, self.base * self.factor ** (attempt - 1))
-        if not self.jitter:
-            return raw
-        r = (rng or random).random()
-        return raw / 2 + r * raw / 2
-
-    def decide(
-        self,
-        *,
-        attempt: int,
-        max_retries: int,
-        now: datetime,
-        retryable: bool = True,
-        rng: random.Random | None = None,
-    ) -> Retry | Dead:
-        """What happens after attempt number `attempt` failed."""
-        if not retryable:
-            return Dead("non-retryable error")
-        if attempt > max_retries:
-            return Dead(f"retries exhausted after {attempt} attempts")
-        return Retry(now + timedelta(seconds=self.delay(attempt, rng)))
-
-
-class NonRetryable(Exception):
-    """Raise from a handler (or wrap an error in it) to send the job straight to the DLQ."""

@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from conveyor.config import Settings
-from conveyor.errors import InvalidInput, RateLimited, Unauthenticated, UserNotFound
-from conveyor.models import Role
+from conveyor.domain.errors import InvalidInput, RateLimited, Unauthenticated, UserNotFound
+from conveyor.domain.records import ApiToken, Role, User
 from conveyor.security.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, PasswordHasher
 from conveyor.security.policy import TENANT_SCOPED, Principal
 from conveyor.security.ratelimit import RateLimiter
 from conveyor.security.tokens import Claims, TokenCodec, TokenType
-from conveyor.store.base import ApiToken, Store, User
+from conveyor.store.base import Store
 
 log = structlog.get_logger("conveyor.auth")
 
