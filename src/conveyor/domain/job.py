@@ -80,6 +80,9 @@ class NewJob:
     tags: list[str] = field(default_factory=list)
     tenant: str | None = None
     id: uuid.UUID | None = None  # assigned by the service/store when None
+    # The payload's JSON, set by JobService.validate: stores write these bytes rather than
+    # encode the payload again. None (a record built by hand) means "encode `payload`".
+    payload_json: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -55,6 +55,13 @@ def check_aware(value: object, field: str) -> datetime:
 
 def check_json_object(value: object, field: str, max_bytes: int) -> JSON:
     """A payload is a JSON object that survives a round trip (no NaN, no dates, no sets)."""
+    encode_json_object(value, field, max_bytes)
+    return value  # type: ignore[return-value]  # encode_json_object checked it is a dict
+
+
+def encode_json_object(value: object, field: str, max_bytes: int) -> bytes:
+    """check_json_object's checks, returning the encoding they made: the store writes these
+    bytes, so a payload is encoded once per submit."""
     if not isinstance(value, dict):
         raise InvalidInput(f"{field} must be a JSON object", field=field)
     try:
@@ -69,7 +76,7 @@ def check_json_object(value: object, field: str, max_bytes: int) -> JSON:
     # With no null in the output there was none to find, and the walk is skipped.
     if b"null" in encoded:
         _reject_non_finite(value, field)
-    return value
+    return encoded
 
 
 def _reject_non_finite(value: object, field: str) -> None:

@@ -29,6 +29,9 @@ class Completion:
     job_id: uuid.UUID
     lease_token: int
     result: Any = None
+    # `result` as JSON, when the worker already encoded it (to check the store can keep it):
+    # stores and the gRPC client send these bytes rather than encode the result again.
+    result_json: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

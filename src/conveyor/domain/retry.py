@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
+def retries_exhausted(attempt: int, max_retries: int) -> bool:
+    """Attempt `attempt` (counting from 1) was the last one allowed: max_retries retries follow
+    the first attempt."""
+    return attempt > max_retries
+
+
 @dataclass(frozen=True, slots=True)
 class Retry:
     at: datetime
@@ -55,7 +61,7 @@ class RetryPolicy:
         """What happens after attempt number `attempt` failed."""
         if not retryable:
             return Dead("non-retryable error")
-        if attempt > max_retries:
+        if retries_exhausted(attempt, max_retries):
             return Dead(f"retries exhausted after {attempt} attempts")
         return Retry(now + timedelta(seconds=self.delay(attempt, rng)))
 

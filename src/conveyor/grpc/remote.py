@@ -145,7 +145,7 @@ class RemoteWorkerStore:
                 pb.Completion(
                     job_id=str(c.job_id),
                     lease_token=c.lease_token,
-                    result_json=b"" if c.result is None else convert.dumps(c.result),
+                    result_json=_result_json(c),
                 )
                 for c in completions
             ]
@@ -228,3 +228,10 @@ class RemoteWorkerStore:
                 request, metadata=self._metadata, timeout=CALL_TIMEOUT
             )
         )
+
+
+def _result_json(c: Completion) -> bytes:
+    """The result as the worker encoded it; empty bytes stand for no result."""
+    if c.result is None:
+        return b""
+    return c.result_json if c.result_json is not None else convert.dumps(c.result)

@@ -94,6 +94,7 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
                     convert.job_id(c.job_id, "job_id"),
                     c.lease_token,
                     convert.loads(c.result_json, "result_json"),
+                    c.result_json or None,
                 )
                 for c in request.completions
             ]

@@ -30,6 +30,7 @@ from conveyor.domain.limits import (
     check_int,
     check_json_object,
     check_name,
+    encode_json_object,
 )
 from conveyor.domain.records import (
     Enqueued,
@@ -46,7 +47,7 @@ from conveyor.store.base import Store
 # validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
 _NEW_JOB_FIELDS = [
     "type", "payload", "queue", "priority", "run_at", "max_retries", "timeout", "unique_key",
-    "tags", "tenant", "id",
+    "tags", "tenant", "id", "payload_json",
 ]  # fmt: skip
 if [f.name for f in fields(NewJob)] != _NEW_JOB_FIELDS:  # pragma: no cover
     raise ImportError("NewJob's fields changed order: update JobService.validate")
@@ -89,7 +90,7 @@ class JobService:
                 f"unknown job type {job.type!r}: no handler is registered", field="type"
             )
         check_name(job.queue, "queue")
-        check_json_object(job.payload, "payload", s.max_payload_bytes)
+        payload_json = encode_json_object(job.payload, "payload", s.max_payload_bytes)
         check_int(job.priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
         check_int(job.max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
         timeout = job.timeout
@@ -130,6 +131,7 @@ class JobService:
             job.tags,
             job.tenant,
             job.id or new_job_id(),
+            payload_json,
         )
 
     # -- tenant confinement --------------------------------------------------------------

@@ -283,7 +283,9 @@ class Worker:
         try:
             async with asyncio.timeout(job.timeout) as deadline:
                 result = await self._call(definition, job, ctx)
-            orjson.dumps(result)  # a result the store cannot keep is the handler's failure
+            # A result the store cannot keep is the handler's failure; the encoding made to
+            # find out is the one the store writes.
+            result_json = orjson.dumps(result)
         except asyncio.CancelledError:
             if breaker is not None:
                 breaker.abandon()
@@ -309,7 +311,7 @@ class Worker:
         else:
             if breaker is not None:
                 breaker.record(True)
-            self._outcomes.add(Completion(job.id, job.lease_token, result))
+            self._outcomes.add(Completion(job.id, job.lease_token, result, result_json))
             ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
         held = self._series.get(job.id)
         if held is not None:

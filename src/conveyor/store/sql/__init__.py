@@ -1,0 +1,98 @@
+"""Named queries: one `.sql` file per noun and backend (`store/sql/<backend>/<noun>.sql`), read
+once at import.
+
+A file holds blocks headed `-- name: claim_one`; the text up to the next header is the query
+(aiosql's file format, so editors and linters that know it read these files as they are).
+Double-brace tokens name the domain's own vocabulary and are filled in at load, so a status
+set is spelled in one place (conveyor.domain.job) and never as literals in a query:
+`{{terminal}}` becomes `'cancelled', 'completed', 'dead'`, `{{waiting}}` the statuses that wait
+for their run_at, `{{job_columns}}` the column order both drivers' row mappers read. Single
+braces (JSON and array literals) are left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from conveyor.domain.job import TERMINAL, WAITING, JobStatus
+
+SQL_DIR = Path(__file__).parent
+
+_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_TOKEN = re.compile(r"\{\{([a-z_]+)\}\}")
+
+
+def _sql_list(statuses: Iterable[JobStatus]) -> str:
+    return ", ".join(f"'{s.value}'" for s in sorted(statuses))
+
+
+TOKENS: Mapping[str, str] = {
+    "terminal": _sql_list(TERMINAL),
+    "waiting": _sql_list(WAITING),
+    # Row shapes both drivers read positionally (their row mappers follow this order).
+    "job_columns": (
+        "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "
+        "unique_key, tags, tenant, result, last_error, worker_id, lease_expires_at, lease_token, "
+        "created_at, started_at, finished_at, updated_at"
+    ),
+    "worker_columns": (
+        "id, hostname, pid, queues, concurrency, started_at, last_seen_at, running, meta"
+    ),
+    "schedule_columns": (
+        "name, cron, timezone, type, payload, queue, priority, max_retries, timeout, enabled, "
+        "next_run_at, last_run_at, created_at, updated_at"
+    ),
+    "user_columns": "username, role, tenant, password_hash, disabled, created_at, updated_at",
+    "token_columns": "jti, name, role, tenant, created_by, created_at, expires_at, revoked_at",
+}
+
+
+class Queries(dict[str, str]):
+    """name -> SQL text; `q.claim_one` reads like a function name at the call site."""
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"no query named {name!r}") from None
+
+
+def parse(text: str, source: str, tokens: Mapping[str, str] = TOKENS) -> dict[str, str]:
+    """The named blocks of one file, tokens filled in. Unknown tokens and duplicate or empty
+    blocks are load errors: a typo fails at import, not on the first call."""
+    parts = _HEADER.split(text)
+    if parts[0].strip() and not all(
+        line.startswith("--") for line in parts[0].strip().splitlines()
+    ):
+        raise ValueError(f"{source}: SQL before the first '-- name:' header")
+    found: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+
+        def fill(m: re.Match[str], name: str = name) -> str:
+            try:
+                return tokens[m.group(1)]
+            except KeyError:
+                raise ValueError(f"{source}: {name} uses unknown token {m.group(0)}") from None
+
+        sql = _TOKEN.sub(fill, body).strip()
+        if not sql:
+            raise ValueError(f"{source}: query {name} is empty")
+        if name in found:
+            raise ValueError(f"{source}: query {name} is defined twice")
+        found[name] = sql
+    return found
+
+
+def load(backend: str, tokens: Mapping[str, str] = TOKENS) -> Queries:
+    """Every named query of one backend. Names are unique across its files."""
+    queries = Queries()
+    for path in sorted((SQL_DIR / backend).glob("*.sql")):
+        for name, sql in parse(path.read_text(encoding="utf-8"), path.name, tokens).items():
+            if name in queries:
+                raise ValueError(f"{backend}: query {name} is defined in two files")
+            queries[name] = sql
+    if not queries:
+        raise ValueError(f"no queries found for backend {backend!r}")
+    return queries
