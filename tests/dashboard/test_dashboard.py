@@ -4,7 +4,9 @@ A real `conveyor server` and `conveyor worker` run on loopback ports. An operato
 (when the server has auth), pauses a queue, watches it fill while paused and drain once
 resumed, requeues a dead job, fixes another's payload and requeues it (it then completes),
 discards the rest in bulk, and triggers and disables a schedule. Every step is checked
-against the API as well as on the page; screenshots of the main views go to docs/screenshots/.
+against the API as well as on the page; screenshots of the main views go to
+$CONVEYOR_SCREENSHOT_DIR (set it to docs/screenshots to refresh the README's pictures), else to
+a temporary folder: a test run changes no tracked file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,12 @@ import pytest_asyncio
 
 from tests.conftest import require_services
 from tests.helpers import wait_until
-from tests.observability.stack import REPO, Stack, running_stack
+from tests.observability.stack import Stack, running_stack
 
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = Path(
+    os.environ.get("CONVEYOR_SCREENSHOT_DIR")
+    or Path(tempfile.gettempdir()) / "conveyor-screenshots"
+)
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
