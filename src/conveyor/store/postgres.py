@@ -4,10 +4,12 @@ Everything lives in one schema chosen by the URL (`?schema=NAME`, default `publi
 the connections' search_path, and the NOTIFY channel and advisory-lock keys derived from the
 schema name, so several Conveyors (or tests) can share one database without seeing each other.
 
-Hot-path statements are written as data-modifying CTEs so that the status change, its
-job_events rows and the NOTIFY all happen in a single implicit transaction: no BEGIN/COMMIT
-round trips, nothing half-written, and asyncpg's per-connection statement cache keeps each one
-prepared.
+This module is the dialect only: pool and connection handling, LISTEN/NOTIFY, parameters and
+row mapping. The statements are in store/sql/postgres/*.sql (hot-path ones are data-modifying
+CTEs: the status change, its job_events rows and any NOTIFY in a single implicit transaction,
+one round trip, prepared once per connection by asyncpg's statement cache); what both drivers
+decide alike (batch ids and duplicate keys, the queue-full refusal, what a lost lease becomes)
+is in store/common.py; migrations run through store/migrate.py.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,14 +36,12 @@ from conveyor.domain.errors import (
     IllegalTransition,
     InvalidInput,
     JobNotFound,
-    QueueFull,
     ScheduleNotFound,
     StoreUnavailable,
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.domain.ids import new_job_id
-from conveyor.domain.job import JSON, TERMINAL, Job, JobStatus, NewJob, ensure_transition
+from conveyor.domain.job import JSON, Job, JobStatus, NewJob, ensure_transition
 from conveyor.domain.records import (
     ApiToken,
     Completion,
@@ -60,512 +59,30 @@ from conveyor.domain.records import (
     User,
     WorkerInfo,
 )
+from conveyor.store import common, sql
+from conveyor.store.migrate import run_migrations
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations" / "postgres"
+# Every statement, by name: store/sql/postgres/<noun>.sql. Unqualified names resolve through the
+# connection's search_path (the store's schema).
+Q = sql.load("postgres")
 
-# ---------------------------------------------------------------------------------------------
-# SQL. Unqualified names resolve through the connection's search_path (the store's schema).
-# ---------------------------------------------------------------------------------------------
-
-JOB_COLUMNS = (
-    "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "
-    "unique_key, tags, tenant, result, last_error, worker_id, lease_expires_at, lease_token, "
-    "created_at, started_at, finished_at, updated_at"
-)
-
-# Migrations ----------------------------------------------------------------------------------
-
-MIGRATE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext($1))"
-# DDL takes no parameters: {schema} is filled with a quoted identifier (quote_ident).
-MIGRATE_CREATE_SCHEMA_SQL = "CREATE SCHEMA IF NOT EXISTS {schema}"
-MIGRATE_SEARCH_PATH_SQL = "SET LOCAL search_path TO {schema}"
-MIGRATE_TABLE_SQL = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    name       text PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-MIGRATE_APPLIED_SQL = "SELECT name FROM schema_migrations"
-MIGRATE_RECORD_SQL = "INSERT INTO schema_migrations (name) VALUES ($1)"
-
-PING_SQL = "SELECT 1"
+# list_jobs: the condition of each filter in use, in parameter order (see job.sql).
+_LIST_JOBS_WHERE: dict[str, str] = {
+    key: Q[f"list_jobs_by_{key}"]
+    for key in (
+        "queue", "status", "type", "tag", "tenant", "created_after", "created_before", "cursor"
+    )
+}  # fmt: skip
 
 # After a failed LISTEN connect, wait_for_jobs polls (sleeps its timeout) for this long before
 # trying again, so a database outage costs one connect attempt per interval, not one per wait.
 LISTEN_RETRY_SECONDS = 2.0
 
-# Enqueue ------------------------------------------------------------------------------------
-# One statement over the batch (one JSON array of job objects): depth check, insert
-# (unique_key conflicts skipped) and creation events; the NOTIFY follows the commit (see
-# NotifyCoalescer). The final SELECT always yields at least one row (from `one`), so
-# `full_queues` reaches the caller even when nothing was inserted. Depth is checked against the
-# statement's snapshot: concurrent enqueues into a full queue can overshoot max_depth by a
-# batch, which is fine for backpressure.
-ENQUEUE_SQL = """
-WITH input AS (
-    SELECT *
-      FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
-               id uuid, queue text, type text, payload jsonb, priority int4, run_at timestamptz,
-               max_retries int4, timeout float8, unique_key text, tags text[], tenant text))
-           WITH ORDINALITY
-           AS t(id, queue, type, payload, priority, run_at, max_retries, timeout,
-                unique_key, tags, tenant, ord)
-), full_queues AS (
-    SELECT q.name
-      FROM queues q
-     WHERE q.max_depth IS NOT NULL
-       AND q.name IN (SELECT queue FROM input)
-       AND (SELECT count(*) FROM jobs j
-             WHERE j.queue = q.name AND j.status IN ('queued', 'scheduled', 'retrying'))
-         + (SELECT count(*) FROM input i
-             WHERE i.queue = q.name
-               AND (i.unique_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM jobs u
-                     WHERE u.unique_key = i.unique_key
-                       AND u.status NOT IN ('completed', 'dead', 'cancelled'))))
-         > q.max_depth
-), ins AS (
-    INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
-                      unique_key, tags, tenant, created_at, updated_at)
-    SELECT id, queue, type, coalesce(payload, '{}'::jsonb), priority,
-           CASE WHEN run_at IS NULL OR run_at <= now() THEN 'queued' ELSE 'scheduled' END,
-           CASE WHEN run_at IS NULL OR run_at <= now() THEN now() ELSE run_at END,
-           max_retries, timeout, unique_key, coalesce(tags, '{}'), tenant, now(), now()
-      FROM input
-     WHERE NOT EXISTS (SELECT 1 FROM full_queues)
-     ORDER BY ord
-        ON CONFLICT (unique_key)
-           WHERE unique_key IS NOT NULL AND status NOT IN ('completed', 'dead', 'cancelled')
-        DO NOTHING
-    RETURNING id, status, run_at, created_at
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
-    SELECT id, created_at, NULL, status, 0 FROM ins
-), one AS (
-    SELECT 1  -- a row even when nothing was inserted, to carry full_queues
-)
-SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
-  FROM one LEFT JOIN ins ON true
-"""
-
-# Sent by the NotifyCoalescer after the enqueue committed (see there for why not inside it).
-NOTIFY_QUEUES_SQL = "SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q"
-
-LIVE_BY_UNIQUE_KEY_SQL = f"""
-SELECT {JOB_COLUMNS} FROM jobs
- WHERE unique_key = ANY($1::text[]) AND status NOT IN ('completed', 'dead', 'cancelled')
-"""
-
-# Reading ------------------------------------------------------------------------------------
-
-GET_JOB_SQL = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"
-GET_JOBS_SQL = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY($1::uuid[])"
-JOB_EXISTS_SQL = "SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)"
-JOB_EVENTS_SQL = """
-SELECT id, job_id, at, from_status, to_status, attempt, worker_id, message
-  FROM job_events WHERE job_id = $1 ORDER BY id
-"""
-COUNT_BY_QUEUE_STATUS_SQL = "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status"
-
-# list_jobs is assembled from these fragments (only the filters in use, so each combination
-# gets a plan that can use the matching index instead of one generic "$1 IS NULL OR" plan).
-LIST_JOBS_SELECT = f"SELECT {JOB_COLUMNS} FROM jobs"
-LIST_JOBS_FILTERS: dict[str, str] = {
-    "queue": "queue = ${}",
-    "status": "status = ${}",
-    "type": "type = ${}",
-    "tag": "${} = ANY(tags)",
-    "tenant": "tenant = ${}",
-    "created_after": "created_at >= ${}",
-    "created_before": "created_at < ${}",
-    "cursor": "id < ${}",
-}
-LIST_JOBS_TAIL = " ORDER BY id DESC LIMIT ${}"
-
-# Claim ---------------------------------------------------------------------------------------
-# Single queue: `queue = $1` walks jobs_claim_idx in claim order, so LIMIT stops early and there
-# is no sort. The NOT EXISTS is uncorrelated (one-time filter): paused queues and queues with a
-# concurrency limit (claimed through CLAIM_MANY_SQL under the queue row lock) yield nothing.
-CLAIM_ONE_SQL = f"""
-WITH claimed AS (
-    UPDATE jobs
-       SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
-           worker_id = $3, lease_expires_at = now() + $4::float8 * interval '1 second',
-           started_at = now(), updated_at = now()
-     WHERE id = ANY(ARRAY(
-               SELECT id FROM jobs
-                WHERE status = 'queued' AND queue = $1
-                  AND NOT EXISTS (SELECT 1 FROM queues
-                                   WHERE name = $1 AND (paused OR concurrency IS NOT NULL))
-                ORDER BY priority DESC, run_at, id
-                LIMIT $2
-                  FOR UPDATE SKIP LOCKED))
-    RETURNING {JOB_COLUMNS}
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
-    SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
-)
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id
-"""
-
-# Several queues: the active queue list (and each limited queue's room) is computed once, then
-# a LATERAL index walk per queue takes at most `room` rows each; only those few candidates are
-# sorted. Queues with a concurrency limit take part only when named in $5, which the caller
-# passes after locking their rows, so the running counts here are current and cannot race.
-CLAIM_MANY_SQL = f"""
-WITH active AS (
-    SELECT q.name,
-           CASE WHEN s.concurrency IS NULL THEN $2::int
-                ELSE LEAST($2::int, s.concurrency - (
-                         SELECT count(*) FROM jobs r
-                          WHERE r.status = 'running' AND r.queue = q.name)::int)
-           END AS room
-      FROM unnest($1::text[]) AS q(name)
-      LEFT JOIN queues s ON s.name = q.name
-     WHERE s.name IS NULL
-        OR (NOT s.paused AND (s.concurrency IS NULL OR s.name = ANY($5::text[])))
-), claimed AS (
-    UPDATE jobs
-       SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
-           worker_id = $3, lease_expires_at = now() + $4::float8 * interval '1 second',
-           started_at = now(), updated_at = now()
-     WHERE id = ANY(ARRAY(
-               SELECT c.id
-                 FROM active a
-                CROSS JOIN LATERAL (
-                      SELECT j.id, j.priority, j.run_at FROM jobs j
-                       WHERE j.status = 'queued' AND j.queue = a.name
-                       ORDER BY j.priority DESC, j.run_at, j.id
-                       LIMIT greatest(a.room, 0)
-                         FOR UPDATE SKIP LOCKED) c
-                ORDER BY c.priority DESC, c.run_at, c.id
-                LIMIT $2))
-    RETURNING {JOB_COLUMNS}
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
-    SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
-)
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id
-"""
-
-# Serialises claimers of concurrency-limited queues (ordered to avoid deadlocks).
-LOCK_LIMITED_QUEUES_SQL = """
-SELECT name FROM queues
- WHERE name = ANY($1::text[]) AND concurrency IS NOT NULL
- ORDER BY name
-   FOR UPDATE
-"""
-LIMITED_QUEUES_SQL = "SELECT name FROM queues WHERE concurrency IS NOT NULL"
-
-# Outcomes ------------------------------------------------------------------------------------
-# Guarded by (id, lease_token, status='running'). The status is compared with a column of the
-# materialized input (`i.running`) rather than a literal on purpose: a literal makes
-# `status = 'running'` a restriction the planner may answer with a scan of every running job
-# (jobs_reap_idx / jobs_status_id_idx) whenever stale statistics say few jobs run, which turns
-# a 100-job batch into an O(running jobs) statement; as a join clause it can only be checked
-# per id looked up through the primary key. The self-join `o` supplies the pre-update
-# worker_id for the event row (RETURNING only sees the new, cleared value).
-COMPLETE_SQL = """
-WITH input AS MATERIALIZED (
-    SELECT t.*, 'running'::text AS running
-      FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS t(id, lease_token, result)
-), done AS (
-    UPDATE jobs j
-       SET status = 'completed', result = i.result::jsonb, finished_at = now(), updated_at = now(),
-           worker_id = NULL, lease_expires_at = NULL
-      FROM input i JOIN jobs o ON o.id = i.id
-     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.attempt, o.worker_id
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
-    SELECT id, now(), 'running', 'completed', attempt, worker_id FROM done
-)
-SELECT id FROM done
-"""
-
-FAIL_SQL = """
-WITH input AS MATERIALIZED (
-    SELECT t.*, 'running'::text AS running
-      FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[])
-           AS t(id, lease_token, error, retry_at)
-), failed AS (
-    UPDATE jobs j
-       SET status = CASE WHEN i.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
-           run_at = coalesce(i.retry_at, j.run_at),
-           finished_at = CASE WHEN i.retry_at IS NULL THEN now() END,
-           last_error = i.error, updated_at = now(),
-           worker_id = NULL, lease_expires_at = NULL
-      FROM input i JOIN jobs o ON o.id = i.id
-     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), 'running', status, attempt, worker_id, error FROM failed
-)
-SELECT id FROM failed
-"""
-
-RELEASE_SQL = """
-WITH input AS MATERIALIZED (
-    SELECT t.*, 'running'::text AS running
-      FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[])
-           AS t(id, lease_token, run_at, reason)
-), released AS (
-    UPDATE jobs j
-       SET status = CASE WHEN i.run_at IS NULL THEN 'queued' ELSE 'scheduled' END,
-           run_at = coalesce(i.run_at, now()),
-           attempt = greatest(j.attempt - 1, 0), updated_at = now(),
-           worker_id = NULL, lease_expires_at = NULL
-      FROM input i JOIN jobs o ON o.id = i.id
-     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, j.attempt, o.worker_id, i.reason
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), 'running', status, attempt, worker_id, reason FROM released
-), notified AS (
-    SELECT count(pg_notify($5, d.queue)) AS n
-      FROM (SELECT DISTINCT queue FROM released WHERE status = 'queued') d
-)
-SELECT released.id FROM notified LEFT JOIN released ON true
-"""
-
-HEARTBEAT_SQL = """
-WITH input AS MATERIALIZED (
-    SELECT t.*, 'running'::text AS running FROM unnest($2::uuid[], $3::int8[]) AS t(id, lease_token)
-), seen AS (
-    UPDATE workers SET last_seen_at = now() WHERE id = $1
-), extended AS (
-    UPDATE jobs j
-       SET lease_expires_at = now() + $4::float8 * interval '1 second', updated_at = now()
-      FROM input i
-     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id
-)
-SELECT id FROM extended
-"""
-
-# Housekeeping --------------------------------------------------------------------------------
-
-REAP_SQL = """
-WITH expired AS (
-    SELECT id, worker_id FROM jobs
-     WHERE status = 'running' AND lease_expires_at < now()
-     ORDER BY lease_expires_at
-     LIMIT $1
-       FOR UPDATE SKIP LOCKED
-), reaped AS (
-    UPDATE jobs j
-       SET status = CASE WHEN j.attempt > j.max_retries THEN 'dead' ELSE 'queued' END,
-           finished_at = CASE WHEN j.attempt > j.max_retries THEN now() END,
-           last_error = 'lease expired (worker ' || coalesce(e.worker_id, 'unknown') || ')',
-           worker_id = NULL, lease_expires_at = NULL, updated_at = now()
-      FROM expired e
-     WHERE j.id = e.id
-    RETURNING j.id, j.queue, j.status, j.attempt, e.worker_id, j.last_error
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), 'running', status, attempt, worker_id, last_error FROM reaped
-), notified AS (
-    SELECT count(pg_notify($2, d.queue)) AS n
-      FROM (SELECT DISTINCT queue FROM reaped WHERE status = 'queued') d
-)
-SELECT reaped.id, reaped.status, reaped.attempt, reaped.worker_id
-  FROM notified LEFT JOIN reaped ON true
-"""
-
-PROMOTE_SQL = """
-WITH due AS (
-    SELECT id, status FROM jobs
-     WHERE status IN ('scheduled', 'retrying') AND run_at <= now()
-     ORDER BY run_at
-     LIMIT $1
-       FOR UPDATE SKIP LOCKED
-), moved AS (
-    UPDATE jobs j SET status = 'queued', updated_at = now()
-      FROM due d
-     WHERE j.id = d.id
-    RETURNING j.id, j.queue, j.attempt, d.status AS from_status
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
-    SELECT id, now(), from_status, 'queued', attempt FROM moved
-), notified AS (
-    SELECT count(pg_notify($2, d.queue)) AS n FROM (SELECT DISTINCT queue FROM moved) d
-)
-SELECT (SELECT count(*) FROM moved) AS moved FROM notified
-"""
-
-# job_events has no foreign key to jobs (migration 0003: its per-row check cost a quarter of a
-# batched insert), so every statement that deletes jobs deletes their events with them.
-PRUNE_SQL = """
-WITH gone AS (
-    DELETE FROM jobs WHERE id = ANY(ARRAY(
-        SELECT id FROM jobs
-         WHERE status = $1 AND status IN ('completed', 'dead', 'cancelled') AND finished_at < $2
-         LIMIT $3))
-    RETURNING id
-), ev AS (
-    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
-)
-SELECT count(*) FROM gone
-"""
+# prune_finished deletes in batches of this many jobs.
 PRUNE_BATCH = 5000
 
-# Operator actions ------------------------------------------------------------------------------
-# The row is locked first (`cur`), so the reported previous status is the one the update saw.
-
-CANCEL_SQL = f"""
-WITH cur AS (
-    SELECT id, status, worker_id FROM jobs WHERE id = $1 FOR UPDATE
-), upd AS (
-    UPDATE jobs j
-       SET status = 'cancelled', finished_at = now(), updated_at = now(),
-           worker_id = NULL, lease_expires_at = NULL
-      FROM cur
-     WHERE j.id = cur.id AND cur.status NOT IN ('completed', 'dead', 'cancelled')
-    RETURNING {", ".join("j." + c for c in JOB_COLUMNS.split(", "))},
-              cur.status AS prev_status, cur.worker_id AS prev_worker_id
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), prev_status, 'cancelled', attempt, prev_worker_id, $2 FROM upd
-)
-SELECT upd.*, cur.status AS cur_status FROM cur LEFT JOIN upd ON true
-"""
-
-REQUEUE_DEAD_SQL = f"""
-WITH cur AS (
-    SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE
-), upd AS (
-    UPDATE jobs j
-       SET status = 'queued', attempt = 0, payload = coalesce($2::jsonb, j.payload),
-           run_at = now(), finished_at = NULL, result = NULL, updated_at = now(),
-           worker_id = NULL, lease_expires_at = NULL
-      FROM cur
-     WHERE j.id = cur.id AND cur.status = 'dead'
-    RETURNING {", ".join("j." + c for c in JOB_COLUMNS.split(", "))}
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, message)
-    SELECT id, now(), 'dead', 'queued', 0, $3 FROM upd
-), notified AS (
-    SELECT count(pg_notify($4, queue)) AS n FROM upd
-)
-SELECT upd.*, cur.status AS cur_status FROM cur LEFT JOIN upd ON true CROSS JOIN notified
-"""
-
-DISCARD_DEAD_SQL = """
-WITH gone AS (
-    DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'dead' RETURNING id
-), ev AS (
-    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
-)
-SELECT count(*) FROM gone
-"""
-
-# Queues ---------------------------------------------------------------------------------------
-
-GET_QUEUE_SQL = "SELECT name, paused, max_depth, concurrency FROM queues WHERE name = $1"
-LIST_QUEUES_SQL = "SELECT name, paused, max_depth, concurrency FROM queues ORDER BY name"
-UPSERT_QUEUE_SQL = """
-INSERT INTO queues (name, paused, max_depth, concurrency) VALUES ($1, $2, $3, $4)
-ON CONFLICT (name) DO UPDATE
-   SET paused = EXCLUDED.paused, max_depth = EXCLUDED.max_depth,
-       concurrency = EXCLUDED.concurrency
-RETURNING name, paused, max_depth, concurrency
-"""
-
-# Workers --------------------------------------------------------------------------------------
-
-WORKER_COLUMNS = "id, hostname, pid, queues, concurrency, started_at, last_seen_at, running, meta"
-REGISTER_WORKER_SQL = """
-INSERT INTO workers (id, hostname, pid, queues, concurrency, started_at, last_seen_at, running,
-                     meta)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (id) DO UPDATE
-   SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, queues = EXCLUDED.queues,
-       concurrency = EXCLUDED.concurrency, started_at = EXCLUDED.started_at,
-       last_seen_at = EXCLUDED.last_seen_at, running = EXCLUDED.running, meta = EXCLUDED.meta
-"""
-TOUCH_WORKER_SQL = "UPDATE workers SET last_seen_at = now(), running = $2 WHERE id = $1"
-TOUCH_WORKER_META_SQL = (
-    "UPDATE workers SET last_seen_at = now(), running = $2, meta = $3 WHERE id = $1"
-)
-DEREGISTER_WORKER_SQL = "DELETE FROM workers WHERE id = $1"
-LIST_WORKERS_SQL = f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY id"
-PRUNE_WORKERS_SQL = "DELETE FROM workers WHERE last_seen_at < $1"
-
-# Schedules ------------------------------------------------------------------------------------
-
-SCHEDULE_COLUMNS = (
-    "name, cron, timezone, type, payload, queue, priority, max_retries, timeout, enabled, "
-    "next_run_at, last_run_at, created_at, updated_at"
-)
-UPSERT_SCHEDULE_SQL = f"""
-INSERT INTO schedules (name, cron, timezone, type, payload, queue, priority, max_retries,
-                       timeout, enabled, next_run_at, last_run_at, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
-ON CONFLICT (name) DO UPDATE
-   SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, type = EXCLUDED.type,
-       payload = EXCLUDED.payload, queue = EXCLUDED.queue, priority = EXCLUDED.priority,
-       max_retries = EXCLUDED.max_retries, timeout = EXCLUDED.timeout,
-       enabled = EXCLUDED.enabled,
-       next_run_at = coalesce(EXCLUDED.next_run_at, schedules.next_run_at),
-       last_run_at = coalesce(EXCLUDED.last_run_at, schedules.last_run_at),
-       updated_at = now()
-RETURNING {SCHEDULE_COLUMNS}
-"""
-GET_SCHEDULE_SQL = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = $1"
-LIST_SCHEDULES_SQL = f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
-DELETE_SCHEDULE_SQL = "DELETE FROM schedules WHERE name = $1"
-DUE_SCHEDULES_SQL = f"""
-SELECT {SCHEDULE_COLUMNS} FROM schedules
- WHERE enabled AND next_run_at <= $1
- ORDER BY next_run_at, name
-"""
-FIRE_SCHEDULE_SQL = """
-UPDATE schedules SET next_run_at = $3, last_run_at = $2, updated_at = now()
- WHERE name = $1 AND next_run_at = $2
-"""
-
-# Users and API tokens -------------------------------------------------------------------------
-
-USER_COLUMNS = "username, role, tenant, password_hash, disabled, created_at, updated_at"
-INSERT_USER_SQL = f"""
-INSERT INTO users (username, role, tenant, password_hash, disabled)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (username) DO NOTHING
-RETURNING {USER_COLUMNS}
-"""
-GET_USER_SQL = f"SELECT {USER_COLUMNS} FROM users WHERE username = $1"
-LIST_USERS_SQL = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
-UPDATE_USER_SQL = f"""
-UPDATE users SET role = $2, tenant = $3, password_hash = $4, disabled = $5, updated_at = now()
- WHERE username = $1
-RETURNING {USER_COLUMNS}
-"""
-
-TOKEN_COLUMNS = "jti, name, role, tenant, created_by, created_at, expires_at, revoked_at"
-INSERT_TOKEN_SQL = f"""
-INSERT INTO api_tokens (jti, name, role, tenant, created_by, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (jti) DO NOTHING
-RETURNING {TOKEN_COLUMNS}
-"""
-GET_TOKEN_SQL = f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE jti = $1"
-LIST_TOKENS_SQL = f"SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, jti"
-REVOKE_TOKEN_SQL = f"""
-UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE jti = $1
-RETURNING {TOKEN_COLUMNS}
-"""
-
-# Leadership ------------------------------------------------------------------------------------
-
-TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext($1))"
-UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext($1))"
-
-# ---------------------------------------------------------------------------------------------
-
-_TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)
 
 # Errors meaning "the database is not reachable", as opposed to a bug or a constraint.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -627,15 +144,21 @@ def channel_for(schema: str) -> str:
     return name
 
 
-def _dumps(value: Any) -> str:
-    """JSON text for array parameters: asyncpg would read a list inside a jsonb[] argument as
-    another array dimension, so JSON values in arrays travel as text and are cast in SQL."""
-    return orjson.dumps(value).decode()
-
-
 def _encode_jsonb(value: Any) -> bytes:
-    # Naive datetimes are taken as UTC (validated submissions are always aware).
+    """Binary jsonb (version byte + JSON text). Naive datetimes are taken as UTC (validated
+    submissions are always aware). JSON encoded earlier travels as an orjson.Fragment, which
+    orjson writes out as is (a copy, not a second encoding), alone or inside a document."""
     return b"\x01" + orjson.dumps(value, option=orjson.OPT_NAIVE_UTC)
+
+
+def _json_param(value: Any, encoded: bytes | None) -> orjson.Fragment | None:
+    """A JSON value as a jsonb (or jsonb[] element) parameter: its bytes when the caller
+    already encoded it, else encoded here. Always a Fragment, never a list or dict: asyncpg
+    would read a list inside a jsonb[] argument as another array dimension. None stays SQL
+    NULL."""
+    if value is None:
+        return None
+    return orjson.Fragment(encoded if encoded is not None else orjson.dumps(value))
 
 
 def _decode_jsonb(data: bytes) -> Any:
@@ -657,10 +180,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 _STATUS: dict[str, JobStatus] = {s.value: s for s in JobStatus}
-_JOB_FIELDS = JOB_COLUMNS.split(", ")
+_JOB_FIELDS = [f.name for f in dataclasses.fields(Job)]
 _N_JOB = len(_JOB_FIELDS)
-if [f.name for f in dataclasses.fields(Job)] != _JOB_FIELDS:  # pragma: no cover
-    raise RuntimeError("JOB_COLUMNS must list models.Job's fields in declaration order")
+if sql.TOKENS["job_columns"].split(", ") != _JOB_FIELDS:  # pragma: no cover
+    raise RuntimeError("{{job_columns}} must list Job's fields in declaration order")
 
 
 def _job(r: asyncpg.Record) -> Job:
@@ -836,7 +359,7 @@ class NotifyCoalescer:
             queues, self._pending = sorted(self._pending), set()
             try:
                 async with self._store.notify_conn.acquire() as conn:
-                    await conn.execute(NOTIFY_QUEUES_SQL, self._store.channel, queues)
+                    await conn.execute(Q.notify_queues, self._store.channel, queues)
             except Exception:
                 # Workers fall back to polling; a lost wake-up costs latency, never a job.
                 log.warning("NOTIFY failed; workers will find the jobs by polling", exc_info=True)
@@ -846,6 +369,22 @@ class NotifyCoalescer:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
+
+
+class _MigrationTarget:
+    """store.migrate's view of the migrating connection: inside PostgresStore.migrate's
+    transaction, lock and search_path already set."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def applied_migrations(self) -> set[str]:
+        await self._conn.execute(Q.create_migrations_table)
+        return {r["name"] for r in await self._conn.fetch(Q.applied_migrations)}
+
+    async def apply_migration(self, name: str, script: str) -> None:
+        await self._conn.execute(script)
+        await self._conn.execute(Q.record_migration, name)
 
 
 class PostgresStore:
@@ -947,23 +486,14 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def migrate(self) -> list[str]:
-        files = sorted(MIGRATIONS_DIR.glob("*.sql"))
-        applied_now: list[str] = []
+        """One transaction under an advisory lock: concurrent callers apply each migration once,
+        and a failing script leaves nothing half-applied."""
         async with self.pool.acquire() as conn, conn.transaction():
-            # The lock comes first so that concurrent CREATE SCHEMA calls do not collide.
-            await conn.execute(MIGRATE_LOCK_SQL, f"{self.schema}:migrate")
+            await conn.execute(Q.migrate_lock, f"{self.schema}:migrate")
             ident = quote_ident(self.schema)
-            await conn.execute(MIGRATE_CREATE_SCHEMA_SQL.format(schema=ident))
-            await conn.execute(MIGRATE_SEARCH_PATH_SQL.format(schema=ident))
-            await conn.execute(MIGRATE_TABLE_SQL)
-            done = {r["name"] for r in await conn.fetch(MIGRATE_APPLIED_SQL)}
-            for path in files:
-                name = path.stem
-                if name in done:
-                    continue
-                await conn.execute(path.read_text(encoding="utf-8"))
-                await conn.execute(MIGRATE_RECORD_SQL, name)
-                applied_now.append(name)
+            await conn.execute(Q.create_schema.format(schema=ident))
+            await conn.execute(Q.migration_search_path.format(schema=ident))
+            applied_now = await run_migrations("postgres", _MigrationTarget(conn))
         if applied_now:
             # Statements prepared against the previous schema version must not be reused.
             await self.pool.expire_connections()
@@ -971,7 +501,7 @@ class PostgresStore:
 
     async def ping(self) -> None:
         try:
-            await self.pool.fetchval(PING_SQL, timeout=5)
+            await self.pool.fetchval(Q.ping, timeout=5)
         except StoreUnavailable:
             raise
         except (*_UNAVAILABLE, asyncpg.InterfaceError) as exc:
@@ -983,53 +513,42 @@ class PostgresStore:
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Enqueued]:
         if not jobs:
             return []
-        # Within-batch duplicates of a unique_key never reach SQL: they resolve to the first.
-        first_by_key: dict[str, int] = {}
-        dup_of: dict[int, int] = {}
-        to_insert: list[int] = []
-        for i, job in enumerate(jobs):
-            if job.unique_key is not None:
-                first = first_by_key.get(job.unique_key)
-                if first is not None:
-                    dup_of[i] = first
-                    continue
-                first_by_key[job.unique_key] = i
-            to_insert.append(i)
-        batch = [jobs[i] for i in to_insert]
+        # Ids, and within-batch duplicates of a unique_key (they never reach SQL: they resolve
+        # to the first), are decided once for both drivers.
+        plan = common.plan_batch(jobs)
+        batch = [jobs[i] for i in plan.to_insert]
+        ids = [plan.ids[i] for i in plan.to_insert]
         async with self.enqueue_conn.acquire() as conn:
-            if first_by_key:
+            if any(j.unique_key is not None for j in batch):
                 # Conflicts need a follow-up read; keep the whole batch all-or-nothing.
                 async with conn.transaction():
-                    inserted = await self._enqueue(conn, batch)
+                    inserted = await self._enqueue(conn, batch, ids)
             else:
-                inserted = await self._enqueue(conn, batch)
+                inserted = await self._enqueue(conn, batch, ids)
         # Committed: now wake the workers of queues that received ready jobs.
         self._notifier.notify(
             {e.job.queue for e in inserted if e.created and e.job.status is JobStatus.QUEUED}
         )
-        results: list[Enqueued | None] = [None] * len(jobs)
-        for i, res in zip(to_insert, inserted, strict=True):
-            results[i] = res
-        for i, first in dup_of.items():
-            original = results[first]
-            assert original is not None
-            results[i] = Enqueued(original.job, created=False)
-        return [r for r in results if r is not None]
+        return plan.results(inserted)
 
-    async def _enqueue(self, conn: asyncpg.Connection, jobs: Sequence[NewJob]) -> list[Enqueued]:
-        """Insert jobs with distinct unique_keys; results in input order."""
-        ids = [j.id if j.id is not None else new_job_id() for j in jobs]
+    async def _enqueue(
+        self, conn: asyncpg.Connection, jobs: Sequence[NewJob], ids: Sequence[uuid.UUID]
+    ) -> list[Enqueued]:
+        """Insert jobs with distinct unique_keys under the given ids; results in input order."""
         try:
             # The batch travels as one JSON document (encoded by orjson in one C call), not as
-            # eleven arrays, whose element-by-element encoding cost more than the insert.
+            # eleven arrays, whose element-by-element encoding cost more than the insert. A
+            # payload the service already encoded goes in as those bytes (a Fragment).
             rows = await conn.fetch(
-                ENQUEUE_SQL,
+                Q.enqueue,
                 [
                     {
                         "id": job_id,
                         "queue": j.queue,
                         "type": j.type,
-                        "payload": j.payload,
+                        "payload": j.payload
+                        if j.payload_json is None
+                        else orjson.Fragment(j.payload_json),
                         "priority": j.priority,
                         "run_at": j.run_at,
                         "max_retries": j.max_retries,
@@ -1045,8 +564,7 @@ class PostgresStore:
             raise InvalidInput(f"a job with this id already exists: {exc.detail}") from exc
         full = rows[0]["full_queues"]
         if full:
-            names = ", ".join(sorted(full))
-            raise QueueFull(f"queue depth limit reached: {names}")
+            raise common.queue_full(full)
         # Only what the database decided comes back; the rest is the input (a batch's payloads
         # need not travel back and be decoded again).
         created = {r[0]: r for r in rows if r[0] is not None}
@@ -1063,7 +581,7 @@ class PostgresStore:
         if missing:
             live = {
                 r["unique_key"]: _job(r)
-                for r in await conn.fetch(LIVE_BY_UNIQUE_KEY_SQL, list(missing))
+                for r in await conn.fetch(Q.live_by_unique_key, list(missing))
             }
             retry: list[int] = []
             for key, i in missing.items():
@@ -1073,7 +591,7 @@ class PostgresStore:
                 else:  # the conflicting job finished meanwhile: the key is free again
                     retry.append(i)
             if retry:
-                again = await self._enqueue(conn, [jobs[i] for i in retry])
+                again = await self._enqueue(conn, [jobs[i] for i in retry], [ids[i] for i in retry])
                 for i, res in zip(retry, again, strict=True):
                     results[i] = res
         return [r for r in results if r is not None]
@@ -1082,7 +600,7 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def get_job(self, job_id: uuid.UUID) -> Job:
-        row = await self.pool.fetchrow(GET_JOB_SQL, job_id)
+        row = await self.pool.fetchrow(Q.get_job, job_id)
         if row is None:
             raise JobNotFound(f"job {job_id} not found")
         return _job(row)
@@ -1091,7 +609,7 @@ class PostgresStore:
     async def get_jobs(self, job_ids: Sequence[uuid.UUID]) -> list[Job]:
         if not job_ids:
             return []
-        return [_job(r) for r in await self.pool.fetch(GET_JOBS_SQL, list(job_ids))]
+        return [_job(r) for r in await self.pool.fetch(Q.get_jobs, list(job_ids))]
 
     @_unavailable_as_store_error
     async def list_jobs(
@@ -1113,13 +631,13 @@ class PostgresStore:
         for key, value in values.items():
             if value is not None:
                 args.append(value)
-                clauses.append(LIST_JOBS_FILTERS[key].format(len(args)))
-        sql = LIST_JOBS_SELECT
+                clauses.append(_LIST_JOBS_WHERE[key].format(len(args)))
+        query = Q.list_jobs
         if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
+            query += " WHERE " + " AND ".join(clauses)
         args.append(limit + 1)
-        sql += LIST_JOBS_TAIL.format(len(args))
-        rows = await self.pool.fetch(sql, *args)
+        query += " " + Q.list_jobs_tail.format(len(args))
+        rows = await self.pool.fetch(query, *args)
         jobs = [_job(r) for r in rows[:limit]]
         next_cursor = jobs[-1].id if len(rows) > limit else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
@@ -1127,8 +645,8 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def job_events(self, job_id: uuid.UUID) -> list[JobEvent]:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(JOB_EVENTS_SQL, job_id)
-            if not rows and not await conn.fetchval(JOB_EXISTS_SQL, job_id):
+            rows = await conn.fetch(Q.job_events, job_id)
+            if not rows and not await conn.fetchval(Q.job_exists, job_id):
                 raise JobNotFound(f"job {job_id} not found")
         return [
             JobEvent(
@@ -1147,7 +665,7 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]:
         out: dict[str, dict[JobStatus, int]] = {}
-        for r in await self.pool.fetch(COUNT_BY_QUEUE_STATUS_SQL):
+        for r in await self.pool.fetch(Q.count_by_queue_status):
             out.setdefault(r["queue"], {})[JobStatus(r["status"])] = r["n"]
         return out
 
@@ -1156,7 +674,7 @@ class PostgresStore:
     async def _limited_queues(self, conn: asyncpg.Connection) -> frozenset[str]:
         now = time.monotonic()
         if now - self._limited_at > self.LIMITED_QUEUES_TTL:
-            rows = await conn.fetch(LIMITED_QUEUES_SQL)
+            rows = await conn.fetch(Q.limited_queues)
             self._limited = frozenset(r["name"] for r in rows)
             self._limited_at = now
         return self._limited
@@ -1175,12 +693,12 @@ class PostgresStore:
                 # Slow path, only for concurrency-limited queues: lock their rows first, so the
                 # claim statement (a fresh snapshot) counts every running job of those queues.
                 async with conn.transaction():
-                    locked = [r["name"] for r in await conn.fetch(LOCK_LIMITED_QUEUES_SQL, limited)]
-                    rows = await conn.fetch(CLAIM_MANY_SQL, names, limit, worker_id, lease, locked)
+                    locked = [r["name"] for r in await conn.fetch(Q.lock_limited_queues, limited)]
+                    rows = await conn.fetch(Q.claim_many, names, limit, worker_id, lease, locked)
             elif len(names) == 1:
-                rows = await conn.fetch(CLAIM_ONE_SQL, names[0], limit, worker_id, lease)
+                rows = await conn.fetch(Q.claim_one, names[0], limit, worker_id, lease)
             else:
-                rows = await conn.fetch(CLAIM_MANY_SQL, names, limit, worker_id, lease, [])
+                rows = await conn.fetch(Q.claim_many, names, limit, worker_id, lease, [])
         return [_job(r) for r in rows]
 
     @_unavailable_as_store_error
@@ -1188,10 +706,11 @@ class PostgresStore:
         if not completions:
             return []
         rows = await self.pool.fetch(
-            COMPLETE_SQL,
+            Q.complete,
             [c.job_id for c in completions],
             [c.lease_token for c in completions],
-            [None if c.result is None else _dumps(c.result) for c in completions],
+            # The worker's encoding of the result, when it made one, is what gets stored.
+            [_json_param(c.result, c.result_json) for c in completions],
         )
         return [r["id"] for r in rows]
 
@@ -1200,7 +719,7 @@ class PostgresStore:
         if not failures:
             return []
         rows = await self.pool.fetch(
-            FAIL_SQL,
+            Q.fail,
             [f.job_id for f in failures],
             [f.lease_token for f in failures],
             [f.error for f in failures],
@@ -1213,7 +732,7 @@ class PostgresStore:
         if not releases:
             return []
         rows = await self.pool.fetch(
-            RELEASE_SQL,
+            Q.release,
             [r.job_id for r in releases],
             [r.lease_token for r in releases],
             [r.run_at for r in releases],
@@ -1227,7 +746,7 @@ class PostgresStore:
         self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
     ) -> list[uuid.UUID]:
         rows = await self.pool.fetch(
-            HEARTBEAT_SQL,
+            Q.heartbeat,
             worker_id,
             [le.job_id for le in leases],
             [le.lease_token for le in leases],
@@ -1237,21 +756,37 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
-        rows = await self.pool.fetch(REAP_SQL, limit, self.channel)
-        return [
-            ReapedJob(
-                job_id=r["id"],
-                worker_id=r["worker_id"],
-                attempt=r["attempt"],
-                new_status=JobStatus(r["status"]),
+        """One transaction: lock the expired leases, decide each one's fate (store.common, as
+        the SQLite driver does), write them with one guarded statement (events and NOTIFYs
+        included)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            expired = await conn.fetch(Q.expired_leases, limit)
+            if not expired:
+                return []
+            reaped = [
+                ReapedJob(
+                    job_id=r["id"],
+                    worker_id=r["worker_id"],
+                    attempt=r["attempt"],
+                    new_status=common.lost_lease_status(r["attempt"], r["max_retries"]),
+                )
+                for r in expired
+            ]
+            rows = await conn.fetch(
+                Q.reap,
+                [j.job_id for j in reaped],
+                [r["lease_token"] for r in expired],
+                [j.new_status.value for j in reaped],
+                [common.lost_lease_message(j.worker_id) for j in reaped],
+                [j.worker_id for j in reaped],
+                self.channel,
             )
-            for r in rows
-            if r["id"] is not None
-        ]
+        applied = {r["id"] for r in rows}
+        return [j for j in reaped if j.job_id in applied]
 
     @_unavailable_as_store_error
     async def promote_due(self, limit: int = 1000) -> int:
-        moved: int = await self.pool.fetchval(PROMOTE_SQL, limit, self.channel)
+        moved: int = await self.pool.fetchval(Q.promote, limit, self.channel)
         return moved
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
@@ -1330,7 +865,7 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def cancel(self, job_id: uuid.UUID, reason: str = "cancelled") -> Job:
-        row = await self.pool.fetchrow(CANCEL_SQL, job_id, reason)
+        row = await self.pool.fetchrow(Q.cancel, job_id, reason)
         if row is None:
             raise JobNotFound(f"job {job_id} not found")
         if row["id"] is None:
@@ -1342,7 +877,7 @@ class PostgresStore:
     async def requeue_dead(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
         message = "requeued with a new payload" if payload is not None else "requeued"
         try:
-            row = await self.pool.fetchrow(REQUEUE_DEAD_SQL, job_id, payload, message, self.channel)
+            row = await self.pool.fetchrow(Q.requeue_dead, job_id, payload, message, self.channel)
         except asyncpg.UniqueViolationError as exc:
             raise IllegalTransition(
                 f"job {job_id} cannot be requeued: a live job has the same unique_key"
@@ -1358,20 +893,20 @@ class PostgresStore:
     async def discard_dead(self, job_ids: Sequence[uuid.UUID]) -> int:
         if not job_ids:
             return 0
-        n: int = await self.pool.fetchval(DISCARD_DEAD_SQL, list(job_ids))
+        n: int = await self.pool.fetchval(Q.discard_dead, list(job_ids))
         return n
 
     # -- queues --------------------------------------------------------------------------------
 
     @_unavailable_as_store_error
     async def get_queue_settings(self, name: str) -> QueueSettings:
-        row = await self.pool.fetchrow(GET_QUEUE_SQL, name)
+        row = await self.pool.fetchrow(Q.get_queue, name)
         return QueueSettings(name=name) if row is None else _queue_settings(row)
 
     @_unavailable_as_store_error
     async def set_queue_settings(self, settings: QueueSettings) -> QueueSettings:
         row = await self.pool.fetchrow(
-            UPSERT_QUEUE_SQL,
+            Q.upsert_queue,
             settings.name,
             settings.paused,
             settings.max_depth,
@@ -1382,14 +917,14 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def list_queue_settings(self) -> list[QueueSettings]:
-        return [_queue_settings(r) for r in await self.pool.fetch(LIST_QUEUES_SQL)]
+        return [_queue_settings(r) for r in await self.pool.fetch(Q.list_queues)]
 
     # -- workers -------------------------------------------------------------------------------
 
     @_unavailable_as_store_error
     async def register_worker(self, info: WorkerInfo) -> None:
         await self.pool.execute(
-            REGISTER_WORKER_SQL,
+            Q.register_worker,
             info.id,
             info.hostname,
             info.pid,
@@ -1404,13 +939,13 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def touch_worker(self, worker_id: str, running: int, meta: JSON | None = None) -> None:
         if meta is None:
-            await self.pool.execute(TOUCH_WORKER_SQL, worker_id, running)
+            await self.pool.execute(Q.touch_worker, worker_id, running)
         else:
-            await self.pool.execute(TOUCH_WORKER_META_SQL, worker_id, running, meta)
+            await self.pool.execute(Q.touch_worker_meta, worker_id, running, meta)
 
     @_unavailable_as_store_error
     async def deregister_worker(self, worker_id: str) -> None:
-        await self.pool.execute(DEREGISTER_WORKER_SQL, worker_id)
+        await self.pool.execute(Q.deregister_worker, worker_id)
 
     @_unavailable_as_store_error
     async def list_workers(self) -> list[WorkerInfo]:
@@ -1426,19 +961,19 @@ class PostgresStore:
                 running=r["running"],
                 meta=r["meta"],
             )
-            for r in await self.pool.fetch(LIST_WORKERS_SQL)
+            for r in await self.pool.fetch(Q.list_workers)
         ]
 
     @_unavailable_as_store_error
     async def prune_workers(self, seen_before: datetime) -> int:
-        return _rowcount(await self.pool.execute(PRUNE_WORKERS_SQL, seen_before))
+        return _rowcount(await self.pool.execute(Q.prune_workers, seen_before))
 
     # -- schedules -----------------------------------------------------------------------------
 
     @_unavailable_as_store_error
     async def upsert_schedule(self, schedule: Schedule) -> Schedule:
         row = await self.pool.fetchrow(
-            UPSERT_SCHEDULE_SQL,
+            Q.upsert_schedule,
             schedule.name,
             schedule.cron,
             schedule.timezone,
@@ -1456,33 +991,33 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def get_schedule(self, name: str) -> Schedule:
-        row = await self.pool.fetchrow(GET_SCHEDULE_SQL, name)
+        row = await self.pool.fetchrow(Q.get_schedule, name)
         if row is None:
             raise ScheduleNotFound(f"schedule {name!r} not found")
         return _schedule(row)
 
     @_unavailable_as_store_error
     async def list_schedules(self) -> list[Schedule]:
-        return [_schedule(r) for r in await self.pool.fetch(LIST_SCHEDULES_SQL)]
+        return [_schedule(r) for r in await self.pool.fetch(Q.list_schedules)]
 
     @_unavailable_as_store_error
     async def delete_schedule(self, name: str) -> None:
-        if _rowcount(await self.pool.execute(DELETE_SCHEDULE_SQL, name)) == 0:
+        if _rowcount(await self.pool.execute(Q.delete_schedule, name)) == 0:
             raise ScheduleNotFound(f"schedule {name!r} not found")
 
     @_unavailable_as_store_error
     async def due_schedules(self, now: datetime) -> list[Schedule]:
-        return [_schedule(r) for r in await self.pool.fetch(DUE_SCHEDULES_SQL, now)]
+        return [_schedule(r) for r in await self.pool.fetch(Q.due_schedules, now)]
 
     @_unavailable_as_store_error
     async def fire_schedule(
         self, name: str, fire_at: datetime, next_run_at: datetime, job: NewJob
     ) -> Job | None:
         async with self.pool.acquire() as conn, conn.transaction():
-            status = await conn.execute(FIRE_SCHEDULE_SQL, name, fire_at, next_run_at)
+            status = await conn.execute(Q.fire_schedule, name, fire_at, next_run_at)
             if _rowcount(status) == 0:
                 return None
-            (res,) = await self._enqueue(conn, [job])
+            (res,) = await self._enqueue(conn, [job], common.plan_batch([job]).ids)
             return res.job
 
     # -- users and API tokens ------------------------------------------------------------------
@@ -1490,7 +1025,7 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def create_user(self, user: User) -> User:
         row = await self.pool.fetchrow(
-            INSERT_USER_SQL,
+            Q.insert_user,
             user.username,
             Role(user.role).value,
             user.tenant,
@@ -1503,17 +1038,17 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def get_user(self, username: str) -> User | None:
-        row = await self.pool.fetchrow(GET_USER_SQL, username)
+        row = await self.pool.fetchrow(Q.get_user, username)
         return None if row is None else _user(row)
 
     @_unavailable_as_store_error
     async def list_users(self) -> list[User]:
-        return [_user(r) for r in await self.pool.fetch(LIST_USERS_SQL)]
+        return [_user(r) for r in await self.pool.fetch(Q.list_users)]
 
     @_unavailable_as_store_error
     async def set_user(self, user: User) -> User:
         row = await self.pool.fetchrow(
-            UPDATE_USER_SQL,
+            Q.update_user,
             user.username,
             Role(user.role).value,
             user.tenant,
@@ -1527,7 +1062,7 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def create_api_token(self, token: ApiToken) -> ApiToken:
         row = await self.pool.fetchrow(
-            INSERT_TOKEN_SQL,
+            Q.insert_token,
             token.jti,
             token.name,
             Role(token.role).value,
@@ -1541,16 +1076,16 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def get_api_token(self, jti: str) -> ApiToken | None:
-        row = await self.pool.fetchrow(GET_TOKEN_SQL, jti)
+        row = await self.pool.fetchrow(Q.get_token, jti)
         return None if row is None else _token(row)
 
     @_unavailable_as_store_error
     async def list_api_tokens(self) -> list[ApiToken]:
-        return [_token(r) for r in await self.pool.fetch(LIST_TOKENS_SQL)]
+        return [_token(r) for r in await self.pool.fetch(Q.list_tokens)]
 
     @_unavailable_as_store_error
     async def revoke_api_token(self, jti: str) -> ApiToken:
-        row = await self.pool.fetchrow(REVOKE_TOKEN_SQL, jti)
+        row = await self.pool.fetchrow(Q.revoke_token, jti)
         if row is None:
             raise TokenNotFound(f"API token {jti!r} not found", field="jti")
         return _token(row)
@@ -1578,9 +1113,9 @@ class PostgresStore:
                     )
                     self._lead_conns[name] = conn
                 if current == holder:
-                    await conn.fetchval(PING_SQL, timeout=5)  # still alive => still ours
+                    await conn.fetchval(Q.ping, timeout=5)  # still alive => still ours
                     return True
-                got = bool(await conn.fetchval(TRY_LOCK_SQL, f"{self.schema}:{name}", timeout=5))
+                got = bool(await conn.fetchval(Q.try_lead, f"{self.schema}:{name}", timeout=5))
             except Exception as exc:
                 log.warning("leadership %r lost or unavailable: %s", name, exc)
                 await self._drop_lead_conn(name)
@@ -1596,7 +1131,7 @@ class PostgresStore:
             conn = self._lead_conns.get(name)
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):
-                    await conn.fetchval(UNLOCK_SQL, f"{self.schema}:{name}", timeout=5)
+                    await conn.fetchval(Q.resign, f"{self.schema}:{name}", timeout=5)
             await self._drop_lead_conn(name)
 
     async def _drop_lead_conn(self, name: str) -> None:
@@ -1611,11 +1146,11 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         """Deletes in batches so no single transaction holds thousands of row locks for long."""
-        if status.value not in _TERMINAL_VALUES:
+        if not JobStatus(status).terminal:
             return 0
         total = 0
         while True:
-            n: int = await self.pool.fetchval(PRUNE_SQL, status.value, finished_before, PRUNE_BATCH)
+            n: int = await self.pool.fetchval(Q.prune, status.value, finished_before, PRUNE_BATCH)
             total += n
             if n < PRUNE_BATCH:
                 return total

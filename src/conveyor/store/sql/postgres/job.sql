@@ -1,0 +1,392 @@
+-- Jobs: submitting, reading, the worker protocol (claim, outcomes, heartbeat), housekeeping
+-- (reap, promote, prune) and operator actions. Unqualified names resolve through the
+-- connection's search_path (the store's schema).
+--
+-- Hot-path statements are data-modifying CTEs, so the status change, its job_events rows and
+-- any NOTIFY happen in one implicit transaction: no BEGIN/COMMIT round trips, nothing
+-- half-written, and asyncpg's per-connection statement cache keeps each one prepared.
+--
+-- job_events has no foreign key to jobs (migration 0003: its per-row check cost a quarter of a
+-- batched insert), so every statement that deletes jobs deletes their events with them.
+
+-- name: enqueue
+-- One statement over the batch (one JSON array of job objects): depth check, insert
+-- (unique_key conflicts skipped) and creation events; the NOTIFY follows the commit (see
+-- NotifyCoalescer). The final SELECT always yields at least one row (from `one`), so
+-- `full_queues` reaches the caller even when nothing was inserted. Depth is checked against
+-- the statement's snapshot: concurrent enqueues into a full queue can overshoot max_depth by a
+-- batch, which is fine for backpressure. Ids are assigned, and within-batch duplicate
+-- unique_keys folded, by the caller (store.common.plan_batch).
+WITH input AS (
+    SELECT *
+      FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
+               id uuid, queue text, type text, payload jsonb, priority int4, run_at timestamptz,
+               max_retries int4, timeout float8, unique_key text, tags text[], tenant text))
+           WITH ORDINALITY
+           AS t(id, queue, type, payload, priority, run_at, max_retries, timeout,
+                unique_key, tags, tenant, ord)
+), full_queues AS (
+    SELECT q.name
+      FROM queues q
+     WHERE q.max_depth IS NOT NULL
+       AND q.name IN (SELECT queue FROM input)
+       AND (SELECT count(*) FROM jobs j
+             WHERE j.queue = q.name AND j.status IN ('queued', {{waiting}}))
+         + (SELECT count(*) FROM input i
+             WHERE i.queue = q.name
+               AND (i.unique_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM jobs u
+                     WHERE u.unique_key = i.unique_key
+                       AND u.status NOT IN ({{terminal}}))))
+         > q.max_depth
+), ins AS (
+    INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
+                      unique_key, tags, tenant, created_at, updated_at)
+    SELECT id, queue, type, coalesce(payload, '{}'::jsonb), priority,
+           CASE WHEN run_at IS NULL OR run_at <= now() THEN 'queued' ELSE 'scheduled' END,
+           CASE WHEN run_at IS NULL OR run_at <= now() THEN now() ELSE run_at END,
+           max_retries, timeout, unique_key, coalesce(tags, '{}'), tenant, now(), now()
+      FROM input
+     WHERE NOT EXISTS (SELECT 1 FROM full_queues)
+     ORDER BY ord
+        ON CONFLICT (unique_key)
+           WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
+        DO NOTHING
+    RETURNING id, status, run_at, created_at
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
+    SELECT id, created_at, NULL, status, 0 FROM ins
+), one AS (
+    SELECT 1  -- a row even when nothing was inserted, to carry full_queues
+)
+SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
+  FROM one LEFT JOIN ins ON true
+
+-- name: live_by_unique_key
+-- The live jobs holding these unique keys (an enqueue that skipped a conflict returns them).
+SELECT {{job_columns}} FROM jobs
+ WHERE unique_key = ANY($1::text[]) AND status NOT IN ({{terminal}})
+
+-- name: get_job
+SELECT {{job_columns}} FROM jobs WHERE id = $1
+
+-- name: get_jobs
+SELECT {{job_columns}} FROM jobs WHERE id = ANY($1::uuid[])
+
+-- name: job_exists
+SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)
+
+-- name: job_events
+SELECT id, job_id, at, from_status, to_status, attempt, worker_id, message
+  FROM job_events WHERE job_id = $1 ORDER BY id
+
+-- name: count_by_queue_status
+SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status
+
+-- name: list_jobs
+-- list_jobs is assembled from this head, the `list_jobs_by_*` conditions in use (joined with
+-- AND after WHERE) and `list_jobs_tail`, so each combination of filters gets a plan that can
+-- use the matching index instead of one generic "$1 IS NULL OR" plan. `${}` is filled with the
+-- parameter's number.
+SELECT {{job_columns}} FROM jobs
+
+-- name: list_jobs_by_queue
+queue = ${}
+
+-- name: list_jobs_by_status
+status = ${}
+
+-- name: list_jobs_by_type
+type = ${}
+
+-- name: list_jobs_by_tag
+${} = ANY(tags)
+
+-- name: list_jobs_by_tenant
+tenant = ${}
+
+-- name: list_jobs_by_created_after
+created_at >= ${}
+
+-- name: list_jobs_by_created_before
+created_at < ${}
+
+-- name: list_jobs_by_cursor
+id < ${}
+
+-- name: list_jobs_tail
+ORDER BY id DESC LIMIT ${}
+
+-- name: claim_one
+-- Single queue: `queue = $1` walks jobs_claim_idx in claim order, so LIMIT stops early and
+-- there is no sort. The NOT EXISTS is uncorrelated (one-time filter): paused queues and queues
+-- with a concurrency limit (claimed through claim_many under the queue row lock) yield nothing.
+WITH claimed AS (
+    UPDATE jobs
+       SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+           worker_id = $3, lease_expires_at = now() + $4::float8 * interval '1 second',
+           started_at = now(), updated_at = now()
+     WHERE id = ANY(ARRAY(
+               SELECT id FROM jobs
+                WHERE status = 'queued' AND queue = $1
+                  AND NOT EXISTS (SELECT 1 FROM queues
+                                   WHERE name = $1 AND (paused OR concurrency IS NOT NULL))
+                ORDER BY priority DESC, run_at, id
+                LIMIT $2
+                  FOR UPDATE SKIP LOCKED))
+    RETURNING {{job_columns}}
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
+    SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id
+
+-- name: claim_many
+-- Several queues: the active queue list (and each limited queue's room) is computed once,
+-- then a LATERAL index walk per queue takes at most `room` rows each; only those few
+-- candidates are sorted. Queues with a concurrency limit take part only when named in $5,
+-- which the caller passes after locking their rows (lock_limited_queues), so the running
+-- counts here are current and cannot race.
+WITH active AS (
+    SELECT q.name,
+           CASE WHEN s.concurrency IS NULL THEN $2::int
+                ELSE LEAST($2::int, s.concurrency - (
+                         SELECT count(*) FROM jobs r
+                          WHERE r.status = 'running' AND r.queue = q.name)::int)
+           END AS room
+      FROM unnest($1::text[]) AS q(name)
+      LEFT JOIN queues s ON s.name = q.name
+     WHERE s.name IS NULL
+        OR (NOT s.paused AND (s.concurrency IS NULL OR s.name = ANY($5::text[])))
+), claimed AS (
+    UPDATE jobs
+       SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+           worker_id = $3, lease_expires_at = now() + $4::float8 * interval '1 second',
+           started_at = now(), updated_at = now()
+     WHERE id = ANY(ARRAY(
+               SELECT c.id
+                 FROM active a
+                CROSS JOIN LATERAL (
+                      SELECT j.id, j.priority, j.run_at FROM jobs j
+                       WHERE j.status = 'queued' AND j.queue = a.name
+                       ORDER BY j.priority DESC, j.run_at, j.id
+                       LIMIT greatest(a.room, 0)
+                         FOR UPDATE SKIP LOCKED) c
+                ORDER BY c.priority DESC, c.run_at, c.id
+                LIMIT $2))
+    RETURNING {{job_columns}}
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
+    SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id
+
+-- name: complete
+-- Outcomes (complete, fail, release, heartbeat, reap) are guarded by (id, lease_token,
+-- status='running'). The status is compared with a column of the materialized input
+-- (`i.running`) rather than a literal on purpose: a literal makes `status = 'running'` a
+-- restriction the planner may answer with a scan of every running job (jobs_reap_idx /
+-- jobs_status_id_idx) whenever stale statistics say few jobs run, which turns a 100-job batch
+-- into an O(running jobs) statement; as a join clause it can only be checked per id looked up
+-- through the primary key. The self-join `o` supplies the pre-update worker_id for the event
+-- row (RETURNING only sees the new, cleared value).
+-- $3 is jsonb[]: each result arrives encoded (the worker's bytes as an orjson.Fragment).
+WITH input AS MATERIALIZED (
+    SELECT t.*, 'running'::text AS running
+      FROM unnest($1::uuid[], $2::int8[], $3::jsonb[]) AS t(id, lease_token, result)
+), done AS (
+    UPDATE jobs j
+       SET status = 'completed', result = i.result, finished_at = now(), updated_at = now(),
+           worker_id = NULL, lease_expires_at = NULL
+      FROM input i JOIN jobs o ON o.id = i.id
+     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
+    RETURNING j.id, j.attempt, o.worker_id
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
+    SELECT id, now(), 'running', 'completed', attempt, worker_id FROM done
+)
+SELECT id FROM done
+
+-- name: fail
+-- Guarded like complete. A failure with a retry_at waits as `retrying`; one without goes to
+-- the dead-letter queue.
+WITH input AS MATERIALIZED (
+    SELECT t.*, 'running'::text AS running
+      FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[])
+           AS t(id, lease_token, error, retry_at)
+), failed AS (
+    UPDATE jobs j
+       SET status = CASE WHEN i.retry_at IS NULL THEN 'dead' ELSE 'retrying' END,
+           run_at = coalesce(i.retry_at, j.run_at),
+           finished_at = CASE WHEN i.retry_at IS NULL THEN now() END,
+           last_error = i.error, updated_at = now(),
+           worker_id = NULL, lease_expires_at = NULL
+      FROM input i JOIN jobs o ON o.id = i.id
+     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
+    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+    SELECT id, now(), 'running', status, attempt, worker_id, error FROM failed
+)
+SELECT id FROM failed
+
+-- name: release
+-- Guarded like complete. Hands jobs back without charging the attempt; one NOTIFY per queue
+-- that got ready jobs.
+WITH input AS MATERIALIZED (
+    SELECT t.*, 'running'::text AS running
+      FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[])
+           AS t(id, lease_token, run_at, reason)
+), released AS (
+    UPDATE jobs j
+       SET status = CASE WHEN i.run_at IS NULL THEN 'queued' ELSE 'scheduled' END,
+           run_at = coalesce(i.run_at, now()),
+           attempt = greatest(j.attempt - 1, 0), updated_at = now(),
+           worker_id = NULL, lease_expires_at = NULL
+      FROM input i JOIN jobs o ON o.id = i.id
+     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
+    RETURNING j.id, j.queue, j.status, j.attempt, o.worker_id, i.reason
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+    SELECT id, now(), 'running', status, attempt, worker_id, reason FROM released
+), notified AS (
+    SELECT count(pg_notify($5, d.queue)) AS n
+      FROM (SELECT DISTINCT queue FROM released WHERE status = 'queued') d
+)
+SELECT released.id FROM notified LEFT JOIN released ON true
+
+-- name: heartbeat
+-- Guarded like complete. Extends the leases still held and touches the worker, in one
+-- statement.
+WITH input AS MATERIALIZED (
+    SELECT t.*, 'running'::text AS running FROM unnest($2::uuid[], $3::int8[]) AS t(id, lease_token)
+), seen AS (
+    UPDATE workers SET last_seen_at = now() WHERE id = $1
+), extended AS (
+    UPDATE jobs j
+       SET lease_expires_at = now() + $4::float8 * interval '1 second', updated_at = now()
+      FROM input i
+     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
+    RETURNING j.id
+)
+SELECT id FROM extended
+
+-- name: expired_leases
+-- The reaper's first step, inside its transaction: lock up to $1 running jobs whose lease
+-- expired (oldest first; rows another reaper holds are skipped). What each one becomes is
+-- decided by the caller (store.common.lost_lease_status), then written by `reap`.
+SELECT id, lease_token, attempt, max_retries, worker_id FROM jobs
+ WHERE status = 'running' AND lease_expires_at < now()
+ ORDER BY lease_expires_at
+ LIMIT $1
+   FOR UPDATE SKIP LOCKED
+
+-- name: reap
+-- The reaper's second step: the decided status and last_error per job, guarded like every
+-- outcome (the `i.running` join clause: see complete), with their events and one NOTIFY per
+-- queue that got queued jobs. The lost attempt stays counted; a terminal status sets
+-- finished_at.
+WITH input AS MATERIALIZED (
+    SELECT t.*, 'running'::text AS running
+      FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[])
+           AS t(id, lease_token, status, error, worker_id)
+), reaped AS (
+    UPDATE jobs j
+       SET status = i.status,
+           finished_at = CASE WHEN i.status IN ({{terminal}}) THEN now() END,
+           last_error = i.error,
+           worker_id = NULL, lease_expires_at = NULL, updated_at = now()
+      FROM input i
+     WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
+    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+    SELECT id, now(), 'running', status, attempt, worker_id, error FROM reaped
+), notified AS (
+    SELECT count(pg_notify($6, d.queue)) AS n
+      FROM (SELECT DISTINCT queue FROM reaped WHERE status = 'queued') d
+)
+SELECT reaped.id FROM notified LEFT JOIN reaped ON true
+
+-- name: promote
+-- Waiting jobs whose run_at has come become queued; one NOTIFY per queue.
+WITH due AS (
+    SELECT id, status FROM jobs
+     WHERE status IN ({{waiting}}) AND run_at <= now()
+     ORDER BY run_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE jobs j SET status = 'queued', updated_at = now()
+      FROM due d
+     WHERE j.id = d.id
+    RETURNING j.id, j.queue, j.attempt, d.status AS from_status
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
+    SELECT id, now(), from_status, 'queued', attempt FROM moved
+), notified AS (
+    SELECT count(pg_notify($2, d.queue)) AS n FROM (SELECT DISTINCT queue FROM moved) d
+)
+SELECT (SELECT count(*) FROM moved) AS moved FROM notified
+
+-- name: prune
+-- One batch of at most $3 finished jobs of status $1 (the terminal set is spelled out too, so
+-- the planner can use jobs_prune_idx), with their events.
+WITH gone AS (
+    DELETE FROM jobs WHERE id = ANY(ARRAY(
+        SELECT id FROM jobs
+         WHERE status = $1 AND status IN ({{terminal}}) AND finished_at < $2
+         LIMIT $3))
+    RETURNING id
+), ev AS (
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone
+
+-- name: cancel
+-- The row is locked first (`cur`), so the reported previous status is the one the update saw.
+-- A missing job yields no row; a terminal one yields a row with a NULL id and its cur_status.
+WITH cur AS (
+    SELECT id AS cur_id, status AS cur_status, worker_id AS cur_worker_id
+      FROM jobs WHERE id = $1 FOR UPDATE
+), upd AS (
+    UPDATE jobs
+       SET status = 'cancelled', finished_at = now(), updated_at = now(),
+           worker_id = NULL, lease_expires_at = NULL
+      FROM cur
+     WHERE id = cur_id AND cur_status NOT IN ({{terminal}})
+    RETURNING {{job_columns}}, cur_status AS prev_status, cur_worker_id AS prev_worker_id
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+    SELECT id, now(), prev_status, 'cancelled', attempt, prev_worker_id, $2 FROM upd
+)
+SELECT upd.*, cur.cur_status FROM cur LEFT JOIN upd ON true
+
+-- name: requeue_dead
+-- Locked first like cancel; dead -> queued with attempt 0 and, when $2 is not NULL, a new
+-- payload, then one NOTIFY.
+WITH cur AS (
+    SELECT id AS cur_id, status AS cur_status FROM jobs WHERE id = $1 FOR UPDATE
+), upd AS (
+    UPDATE jobs
+       SET status = 'queued', attempt = 0, payload = coalesce($2::jsonb, payload),
+           run_at = now(), finished_at = NULL, result = NULL, updated_at = now(),
+           worker_id = NULL, lease_expires_at = NULL
+      FROM cur
+     WHERE id = cur_id AND cur_status = 'dead'
+    RETURNING {{job_columns}}
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, message)
+    SELECT id, now(), 'dead', 'queued', 0, $3 FROM upd
+), notified AS (
+    SELECT count(pg_notify($4, queue)) AS n FROM upd
+)
+SELECT upd.*, cur.cur_status FROM cur LEFT JOIN upd ON true CROSS JOIN notified
+
+-- name: discard_dead
+WITH gone AS (
+    DELETE FROM jobs WHERE id = ANY($1::uuid[]) AND status = 'dead' RETURNING id
+), ev AS (
+    DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone
