@@ -4,6 +4,6 @@ dev:
 test:
 	scripts/test
 lint:
-	scripts/bootstrap && .venv/bin/ruff check src tests benchmarks && .venv/bin/ruff format --check src tests benchmarks && .venv/bin/mypy
+	scripts/bootstrap && .venv/bin/ruff check src tests benchmarks && .venv/bin/ruff format --check src tests benchmarks && .venv/bin/mypy && .venv/bin/lint-imports
 bench:
 	scripts/bootstrap && .venv/bin/conveyor bench

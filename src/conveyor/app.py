@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -21,8 +22,9 @@ from conveyor.config import Settings
 from conveyor.domain.job import JSON, Job, NewJob
 from conveyor.domain.retry import RetryPolicy
 from conveyor.service.jobs import JobService
+from conveyor.service.maintenance import run_maintenance
 from conveyor.store import Store, open_store
-from conveyor.worker.executor import Worker
+from conveyor.worker.executor import Housekeeping, Worker
 from conveyor.worker.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,8 +150,17 @@ class App:
         *,
         queues: Sequence[str] | None = None,
         concurrency: int | None = None,
+        maintenance: Housekeeping | bool = True,
         **kwargs: Any,
     ) -> Worker:
+        """A worker on this app's store. `maintenance` True (the default) also promotes due
+        jobs and reaps expired leases on it, so a lone worker needs no scheduler; False: none;
+        or the housekeeping to run instead."""
+        housekeeping: Housekeeping | None
+        if maintenance is True:
+            housekeeping = functools.partial(run_maintenance, self.store)
+        else:
+            housekeeping = maintenance or None
         return Worker(
             self.store,
             self.registry,
@@ -157,5 +168,6 @@ class App:
             concurrency=concurrency,
             settings=self.settings,
             retry_policy=self.retry_policy,
+            maintenance=housekeeping,
             **kwargs,
         )

@@ -49,11 +49,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from conveyor.domain.job import JobStatus
+from conveyor.domain.records import WorkerInfo
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-
-    from conveyor.store.base import Store
 
 log = structlog.get_logger("conveyor.metrics")
 
@@ -287,6 +286,14 @@ class ProcessCollector(Collector):
 # -- store-wide state, cached ------------------------------------------------------------------
 
 
+class StatsSource(Protocol):
+    """The two reads the refresh makes (a Store has both): metrics sits below the store."""
+
+    async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]: ...
+
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+
 class StoreStats(Collector):
     """Queue depth and live workers from the store, refreshed by `run()` and exported from the
     cache. Before the first refresh (or after `clear()`) it exports nothing rather than zeros,
@@ -303,7 +310,7 @@ class StoreStats(Collector):
         # at no cost beyond the refresh that runs anyway.
         self.history: deque[tuple[float, int, int]] = deque()
 
-    async def refresh(self, store: Store, alive_within: float) -> None:
+    async def refresh(self, store: StatsSource, alive_within: float) -> None:
         counts = await store.count_by_queue_status()
         workers = await store.list_workers()
         cutoff = datetime.now(UTC) - timedelta(seconds=alive_within)
@@ -347,7 +354,7 @@ class StoreStats(Collector):
             for i in range(buckets)
         ]
 
-    async def run(self, store: Store, *, interval: float, alive_within: float) -> None:
+    async def run(self, store: StatsSource, *, interval: float, alive_within: float) -> None:
         owner = object()
         self.owner = owner
         try:
@@ -433,7 +440,7 @@ def count_reaped(reaped: Iterable[Any]) -> None:
 
 
 async def start_store_stats(
-    store: Store, *, interval: float, alive_within: float
+    store: StatsSource, *, interval: float, alive_within: float
 ) -> Callable[[], Awaitable[None]]:
     """Start refreshing STORE_STATS; returns an async stop function."""
     task = asyncio.create_task(

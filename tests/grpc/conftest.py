@@ -17,8 +17,7 @@ from conveyor.config import Settings
 from conveyor.domain.records import Role
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2_grpc, worker_pb2_grpc
 from conveyor.grpc.remote import RemoteWorkerStore
-from conveyor.grpc.serve import grpc_auth
-from conveyor.grpc.server import GrpcServer
+from conveyor.grpc.server import GrpcServer, grpc_auth
 from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.service.jobs import JobService
 from conveyor.store import Store

@@ -79,6 +79,8 @@ def create_app(
                 owned = open_store(settings.store_url)
                 await owned.connect()
             svc = JobService(store or owned, settings)  # type: ignore[arg-type]
+        # Wiring, not a use case: the auth service and the metrics refresh share the service's
+        # store (routes reach it only through the service).
         app.state.service = svc
         app.state.settings = settings
         app.state.limiter = limiter if settings.rate_limit_enabled else None
@@ -88,7 +90,7 @@ def create_app(
             else AuthService(svc.store, settings, codec=codec, limiter=limiter)
         )
         try:
-            async with observability.store_stats(svc, settings):
+            async with observability.store_stats(svc.store, settings):
                 freeze_startup_heap()
                 yield
         finally:

@@ -20,7 +20,6 @@ from conveyor import metrics
 from conveyor.api.auth import public
 from conveyor.api.errors import problem
 from conveyor.config import Settings
-from conveyor.service.jobs import JobService
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,10 +69,10 @@ class RequestMetrics:
 
 
 @asynccontextmanager
-async def store_stats(service: JobService, settings: Settings) -> AsyncIterator[None]:
+async def store_stats(source: metrics.StatsSource, settings: Settings) -> AsyncIterator[None]:
     """Refresh queue depth and live workers in the background while the app serves."""
     stop = await metrics.start_store_stats(
-        service.store,
+        source,
         interval=settings.metrics_refresh_interval,
         alive_within=settings.metrics_worker_alive_seconds,
     )

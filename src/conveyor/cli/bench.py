@@ -43,14 +43,7 @@ def bench_worker(store: Any, queue: str, concurrency: int, latencies: list[float
 
     registry.register("bench.noop", noop, queue=queue)
     settings = Settings(poll_interval=0.5, heartbeat_interval=5.0)
-    return Worker(
-        store,
-        registry,
-        queues=[queue],
-        concurrency=concurrency,
-        settings=settings,
-        maintenance=False,
-    )
+    return Worker(store, registry, queues=[queue], concurrency=concurrency, settings=settings)
 
 
 async def drain(worker: Worker, n: int, timeout: float = 600) -> None:

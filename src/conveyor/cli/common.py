@@ -1,10 +1,14 @@
-"""Helpers every command shares: how a command runs its coroutine, and its settings."""
+"""Helpers every command shares: how a command runs its coroutine, its settings, and the
+uvicorn server that commands embed next to other loops."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
+
+import uvicorn
 
 from conveyor.config import Settings
 
@@ -25,3 +29,21 @@ def settings_for(store_url: str | None, **overrides: Any) -> Settings:
     if store_url:
         update["store_url"] = store_url
     return base.model_copy(update=update)
+
+
+def http_options(settings: Settings, *, access_log: bool) -> dict[str, Any]:
+    """uvicorn options of `conveyor server`, HTTP alone or beside gRPC."""
+    return {
+        "access_log": access_log,
+        "server_header": False,  # don't advertise the server software
+        "log_level": settings.log_level.lower(),
+        "log_config": None,
+    }
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to its host command, which stops it with the rest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -8,7 +8,7 @@ import contextlib
 import importlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ import uvicorn
 
 from conveyor.app import App
 from conveyor.cli.auth import bootstrap_admin, dev_settings, login_help, token, user
-from conveyor.cli.common import run_async, settings_for
+from conveyor.cli.common import EmbeddedServer, http_options, run_async, settings_for
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.records import Schedule
 from conveyor.runtime import probes
@@ -189,7 +189,6 @@ def worker(
                     concurrency=concurrency,
                     settings=app.settings,
                     retry_policy=app.retry_policy,
-                    maintenance=False,
                 )
                 await serve(w, remote.ping)
             finally:
@@ -233,14 +232,6 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
     run_async(go())
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to its host command, which stops it with the rest."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 host_option = click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind")
 port_option = click.option("--port", type=int, default=8080, show_default=True, help="HTTP port")
 
@@ -276,7 +267,7 @@ def server(
             err=True,
         )
     if settings.grpc_port:
-        from conveyor.grpc.serve import serve_http_and_grpc
+        from conveyor.cli.serve import serve_http_and_grpc
 
         try:
             run_async(serve_http_and_grpc(settings, host, port, grpc_host or host, access_log))
@@ -287,15 +278,7 @@ def server(
         api = create_app(settings)
     except ConveyorError as exc:  # e.g. auth on and no signing key: refuse to start
         raise click.ClickException(exc.message) from exc
-    uvicorn.run(
-        api,
-        host=host,
-        port=port,
-        access_log=access_log,
-        server_header=False,  # don't advertise the server software
-        log_level=settings.log_level.lower(),
-        log_config=None,
-    )
+    uvicorn.run(api, host=host, port=port, **http_options(settings, access_log=access_log))
 
 
 @main.command()
@@ -320,7 +303,7 @@ def dev(
             admin_password = await bootstrap_admin(app.store, app.settings)
             w = app.worker(concurrency=concurrency)
             sched = Scheduler(app.store, app.settings)
-            api = _EmbeddedServer(
+            api = EmbeddedServer(
                 uvicorn.Config(
                     create_app(service=app.service),
                     host=host,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -51,6 +51,27 @@ def check_aware(value: object, field: str) -> datetime:
     if value.tzinfo is None:
         raise InvalidInput(f"{field} must carry a time zone (RFC 3339 with offset)", field=field)
     return value.astimezone(UTC)
+
+
+def run_at_from(
+    run_at: datetime | None,
+    delay: float | None,
+    now: datetime,
+    *,
+    field: str = "delay",
+    run_at_field: str = "run_at",
+) -> datetime | None:
+    """When a submission may run: at `run_at`, or `delay` seconds after `now` (not both).
+
+    Each door names the two fields as its wire does (HTTP: execute_at / delay; gRPC: run_at /
+    delay_seconds), so an error points at the caller's own field."""
+    if delay is None:
+        return run_at
+    if run_at is not None:
+        raise InvalidInput(f"give {run_at_field} or {field}, not both", field=field)
+    if not 0 <= delay <= MAX_DELAY:  # also refuses NaN
+        raise InvalidInput(f"{field} must be in [0, {MAX_DELAY:g}]", field=field)
+    return now + timedelta(seconds=delay)
 
 
 def check_json_object(value: object, field: str, max_bytes: int) -> JSON:

@@ -7,7 +7,7 @@ times as google.protobuf.Timestamp, always UTC; ids as canonical UUID text.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from conveyor.domain.job import (
     JobStatus,
     NewJob,
 )
-from conveyor.domain.limits import MAX_DELAY
+from conveyor.domain.limits import run_at_from
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
 
 STATUS_TO_PB: dict[JobStatus, pb.JobStatus.ValueType] = {
@@ -135,16 +135,12 @@ def job_from_pb(m: pb.Job, lease_token: int = 0) -> Job:
 
 def spec_to_new_job(spec: pb.JobSpec, now: datetime) -> NewJob:
     """A submission as the service expects it; the service validates every field."""
-    run_at = from_ts(spec.run_at) if spec.HasField("run_at") else None
-    if spec.HasField("delay_seconds"):
-        if run_at is not None:
-            raise InvalidInput("give run_at or delay_seconds, not both", field="delay_seconds")
-        delay = spec.delay_seconds
-        if not 0 <= delay <= MAX_DELAY:  # also refuses NaN
-            raise InvalidInput(
-                f"delay_seconds must be in [0, {MAX_DELAY:g}]", field="delay_seconds"
-            )
-        run_at = now + timedelta(seconds=delay)
+    run_at = run_at_from(
+        from_ts(spec.run_at) if spec.HasField("run_at") else None,
+        spec.delay_seconds if spec.HasField("delay_seconds") else None,
+        now,
+        field="delay_seconds",
+    )
     return NewJob(
         type=spec.type,
         payload=loads(spec.payload_json, "payload", empty={}),

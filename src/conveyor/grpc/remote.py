@@ -1,6 +1,6 @@
 """RemoteWorkerStore: the worker side of the Store protocol over gRPC, so
-`Worker(RemoteWorkerStore(...), registry, maintenance=False)` is the same executor as a direct
-worker, with jobs coming from a Conveyor server.
+`Worker(RemoteWorkerStore(...), registry)` is the same executor as a direct worker, with jobs
+coming from a Conveyor server (which also does the housekeeping).
 
 Claims long-poll: `claim` asks the server to wait up to `wait_seconds` when nothing is ready
 (the server waits on the store's LISTEN/NOTIFY wake-up), and `wait_for_jobs` returns at once.

@@ -18,6 +18,7 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from conveyor.config import Settings
 from conveyor.grpc.auth import Guard
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
 from conveyor.grpc.jobs import JobServicer
@@ -25,8 +26,8 @@ from conveyor.grpc.workers import WorkerServicer
 from conveyor.security.ratelimit import RateLimiter
 from conveyor.service.auth import AuthService
 from conveyor.service.jobs import JobService
-from conveyor.service.maintenance import run_maintenance
 from conveyor.service.workers import WorkerGateway
+from conveyor.store import Store
 
 log = structlog.get_logger("conveyor.grpc")
 
@@ -34,6 +35,17 @@ SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
 )
+
+
+def grpc_auth(store: Store, settings: Settings) -> tuple[AuthService | None, RateLimiter | None]:
+    """The same authentication and limits as the HTTP API; raises ConfigError (refuse to
+    start) when auth is on without usable key material."""
+    limiter = RateLimiter(settings) if settings.rate_limit_enabled else None
+    if not settings.auth_enabled:
+        return None, limiter
+    auth = AuthService(store, settings, limiter=limiter)
+    auth.check_config()
+    return auth, limiter
 
 
 class GrpcServer:
@@ -109,6 +121,6 @@ class GrpcServer:
         while True:
             await asyncio.sleep(self.settings.maintenance_interval)
             try:
-                await run_maintenance(self.service.store)
+                await self.service.maintain()
             except Exception:
                 log.exception("maintenance failed")

@@ -38,10 +38,12 @@ from conveyor.domain.records import (
     JobFilter,
     JobPage,
     QueueSettings,
+    ReapedJob,
     Schedule,
     WorkerInfo,
 )
 from conveyor.service.coalesce import SubmitCoalescer
+from conveyor.service.maintenance import run_maintenance
 from conveyor.store.base import Store
 
 # validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
@@ -79,6 +81,17 @@ class JobService:
         self.known_types = known_types
         self.clock = clock
         self._coalescer = SubmitCoalescer(store, linger=self.settings.submit_linger)
+
+    # -- readiness and housekeeping ------------------------------------------------------
+    async def ping(self) -> None:
+        """Raise unless the store answers and its schema is migrated: an unmigrated store
+        pings fine but cannot serve, so a cheap read of a migrated table follows the ping."""
+        await self.store.ping()
+        await self.store.list_queue_settings()
+
+    async def maintain(self) -> tuple[int, list[ReapedJob]]:
+        """Promote due jobs and reap expired leases (safe from any number of processes)."""
+        return await run_maintenance(self.store)
 
     # -- submitting --------------------------------------------------------------------
     def validate(self, job: NewJob) -> NewJob:

@@ -20,12 +20,12 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import structlog
@@ -35,8 +35,6 @@ from conveyor.config import Settings
 from conveyor.domain.job import Job
 from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.domain.retry import NonRetryable, Retry, RetryPolicy
-from conveyor.service.maintenance import run_maintenance
-from conveyor.store.base import Store
 from conveyor.worker.breaker import BreakerBoard, BreakerConfig
 from conveyor.worker.context import JobContext
 from conveyor.worker.outcomes import Outcome, OutcomeBatcher
@@ -44,6 +42,8 @@ from conveyor.worker.registry import JobDefinition, Registry
 from conveyor.worker.store import WorkerStore
 
 log = structlog.get_logger("conveyor.worker")
+
+Housekeeping = Callable[[], Awaitable[object]]
 
 
 def new_worker_id() -> str:
@@ -69,8 +69,12 @@ class Worker:
         settings: Settings | None = None,
         retry_policy: RetryPolicy | None = None,
         worker_id: str | None = None,
-        maintenance: bool = True,
+        maintenance: Housekeeping | bool | None = None,
     ) -> None:
+        """`maintenance`: housekeeping to run every `settings.maintenance_interval`, e.g.
+        `functools.partial(service.maintenance.run_maintenance, store)` on a full store, so a
+        lone worker needs no scheduler (App.worker passes it). None or False: none, as on a
+        worker-only store, whose server does the housekeeping."""
         self.store = store
         self.registry = registry
         self.settings = s = settings or Settings()
@@ -78,10 +82,14 @@ class Worker:
         self.concurrency = concurrency or s.concurrency
         self.retry_policy = retry_policy or RetryPolicy(base=s.retry_base, cap=s.retry_cap)
         self.id = worker_id or new_worker_id()
-        if maintenance and not hasattr(store, "reap_expired"):
-            # A remote worker talks the worker protocol only; the server does housekeeping.
-            raise ValueError("maintenance=True needs a full Store, not a worker-only one")
-        self.maintenance = maintenance
+        if maintenance is True:
+            # The executor knows the worker protocol only, not what housekeeping is.
+            raise ValueError(
+                "maintenance=True: pass the housekeeping to run instead, e.g. "
+                "functools.partial(run_maintenance, store) on a full store (a worker-only "
+                "store's server does it)"
+            )
+        self.maintenance: Housekeeping | None = maintenance or None
         self.started_at = datetime.now(UTC)
 
         self._running: dict[uuid.UUID, _Running] = {}
@@ -160,8 +168,10 @@ class Worker:
         )
         batcher = asyncio.create_task(self._outcomes.run(), name="conveyor-outcomes")
         background = [asyncio.create_task(self._heartbeat_loop(), name="conveyor-heartbeat")]
-        if self.maintenance:
-            background.append(asyncio.create_task(self._maintenance_loop(), name="conveyor-maint"))
+        if self.maintenance is not None:
+            background.append(
+                asyncio.create_task(self._maintenance_loop(self.maintenance), name="conveyor-maint")
+            )
         try:
             await self._fetch_loop()
             await self._drain()
@@ -429,12 +439,11 @@ class Worker:
                         running.ctx.cancelled.set()
                     running.task.cancel()
 
-    async def _maintenance_loop(self) -> None:
-        """Promote due jobs and reap expired leases, so a lone worker needs no scheduler."""
+    async def _maintenance_loop(self, housekeeping: Housekeeping) -> None:
         while True:
             await asyncio.sleep(self.settings.maintenance_interval)
             try:
-                await run_maintenance(cast(Store, self.store))  # checked in __init__
+                await housekeeping()
             except Exception:
                 log.exception("maintenance failed", worker_id=self.id)
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -31,7 +31,7 @@ from conveyor.api.gate import DirectHandler
 from conveyor.api.serialize import JSONBytes, event_out, job_out
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.job import Job, JobStatus, NewJob
-from conveyor.domain.limits import MAX_PAGE
+from conveyor.domain.limits import MAX_PAGE, run_at_from
 from conveyor.domain.records import JobFilter
 from conveyor.security.policy import Action, Principal, check
 from conveyor.service.jobs import JobService
@@ -56,17 +56,12 @@ MAX_WAIT_PARAM = 3600.0
 
 def to_new_job(body: JobIn, now: datetime, unique_key: str | None = None) -> NewJob:
     """Translate the wire form (execute_at or delay) into the service's NewJob."""
-    run_at = body.run_at
-    if body.delay is not None:
-        if run_at is not None:
-            raise InvalidInput("give execute_at or delay, not both", field="delay")
-        run_at = now + timedelta(seconds=body.delay)
     return NewJob(
         type=body.type,
         payload=body.payload,
         queue=body.queue,
         priority=body.priority,
-        run_at=run_at,
+        run_at=run_at_from(body.run_at, body.delay, now, run_at_field="execute_at"),
         max_retries=body.max_retries,
         timeout=body.timeout,
         unique_key=body.unique_key if body.unique_key is not None else unique_key,

@@ -8,62 +8,36 @@ included, within a grace period); a second one stops at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Iterator
 
 import uvicorn
 
+from conveyor.api import create_app
+from conveyor.cli.common import EmbeddedServer, http_options
 from conveyor.config import Settings
-from conveyor.grpc.server import GrpcServer
-from conveyor.security.ratelimit import RateLimiter
-from conveyor.service.auth import AuthService
+from conveyor.grpc.server import GrpcServer, grpc_auth
 from conveyor.service.jobs import JobService
-from conveyor.store import Store, open_store
+from conveyor.store import open_store
 
 STOP_GRACE = 5.0
-
-
-class _EmbeddedHTTP(uvicorn.Server):
-    """Leaves signals to serve_http_and_grpc, which stops HTTP and gRPC together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def grpc_auth(store: Store, settings: Settings) -> tuple[AuthService | None, RateLimiter | None]:
-    """The same authentication and limits as the HTTP API; raises ConfigError (refuse to
-    start) when auth is on without usable key material."""
-    limiter = RateLimiter(settings) if settings.rate_limit_enabled else None
-    if not settings.auth_enabled:
-        return None, limiter
-    auth = AuthService(store, settings, limiter=limiter)
-    auth.check_config()
-    return auth, limiter
 
 
 async def serve_http_and_grpc(
     settings: Settings, host: str, port: int, grpc_host: str, access_log: bool
 ) -> None:
-    from conveyor.api import create_app
-
     store = open_store(settings.store_url)
     service = JobService(store, settings)
     auth, limiter = grpc_auth(store, settings)
     api = create_app(settings, service=service)
     await store.connect()
     try:
-        http = _EmbeddedHTTP(
+        http = EmbeddedServer(
             uvicorn.Config(
                 api,
                 host=host,
                 port=port,
-                access_log=access_log,
-                server_header=False,  # don't advertise the server software
-                log_level=settings.log_level.lower(),
-                log_config=None,
                 lifespan="on",
+                **http_options(settings, access_log=access_log),
             )
         )
         stopping = asyncio.Event()
