@@ -1,5 +1,10 @@
 """The SQLite store: the embedded default (`conveyor dev` runs on one file).
 
+A thin driver: its SQL lives in store/sql/sqlite/<noun>.sql (loaded once, at import, as `Q`),
+the decisions it shares with the PostgreSQL store in store/common.py, its migrations in
+store/migrations/sqlite/ (applied by store/migrate.py). What is left here is the connection
+handling, the parameters and the row mapping.
+
 Design choices, and why:
 
 * WAL mode, so readers never block the writer and several processes can share the file.
@@ -39,13 +44,11 @@ from conveyor.domain.errors import (
     IllegalTransition,
     InvalidInput,
     JobNotFound,
-    QueueFull,
     ScheduleNotFound,
     StoreUnavailable,
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.domain.ids import new_job_id
 from conveyor.domain.job import JSON, Job, JobStatus, NewJob, ensure_transition
 from conveyor.domain.records import (
     ApiToken,
@@ -64,353 +67,20 @@ from conveyor.domain.records import (
     User,
     WorkerInfo,
 )
+from conveyor.store import common, sql
+from conveyor.store.migrate import run_migrations
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations" / "sqlite"
-BUSY_TIMEOUT_MS = 15_000
+# Every query of this driver, by name (store/sql/sqlite/*.sql).
+Q = sql.load("sqlite")
+
 BUSY_RETRIES = 5
-
-# --------------------------------------------------------------------------------------
-# SQL
-# --------------------------------------------------------------------------------------
-
-PRAGMAS = (
-    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
-    "PRAGMA foreign_keys = ON",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA temp_store = MEMORY",
-    "PRAGMA cache_size = -32000",
-)
-PRAGMA_WAL = "PRAGMA journal_mode = WAL"
-
-BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
-BEGIN_DEFERRED = "BEGIN"
-COMMIT = "COMMIT"
-ROLLBACK = "ROLLBACK"
-PING = "SELECT 1"
-
-CREATE_MIGRATIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    name       TEXT    PRIMARY KEY NOT NULL,
-    applied_at INTEGER NOT NULL
-)
-"""
-SELECT_MIGRATIONS = "SELECT name FROM schema_migrations"
-INSERT_MIGRATION = "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)"
-
-JOB_COLUMNS = (
-    "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "
-    "unique_key, tags, tenant, result, last_error, worker_id, lease_expires_at, lease_token, "
-    "created_at, started_at, finished_at, updated_at"
-)
-
-INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * 22)})"
-
-INSERT_EVENT = """
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-"""
-
-SELECT_LIVE_BY_UNIQUE_KEYS = f"""
-SELECT {JOB_COLUMNS} FROM jobs
-WHERE unique_key IN (SELECT value FROM json_each(?))
-  AND status NOT IN ('completed', 'dead', 'cancelled')
-"""
-
-# Queues of the batch that have a depth limit, with their current depth.
-SELECT_DEPTH_LIMITS = """
-SELECT q.name, q.max_depth,
-       (SELECT count(*) FROM jobs
-        WHERE jobs.queue = q.name AND jobs.status IN ('queued', 'scheduled', 'retrying'))
-FROM queues AS q
-WHERE q.max_depth IS NOT NULL AND q.name IN (SELECT value FROM json_each(?))
-"""
-
-SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
-SELECT_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
-SELECT_JOB_STATE = "SELECT status, attempt, worker_id, queue FROM jobs WHERE id = ?"
-JOB_EXISTS = "SELECT 1 FROM jobs WHERE id = ?"
-
-LIST_JOBS = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {{where}} ORDER BY id DESC LIMIT ?"
-LIST_FILTER_QUEUE = "queue = ?"
-LIST_FILTER_STATUS = "status = ?"
-LIST_FILTER_TYPE = "type = ?"
-LIST_FILTER_TAG = "EXISTS (SELECT 1 FROM json_each(jobs.tags) AS t WHERE t.value = ?)"
-LIST_FILTER_TENANT = "tenant = ?"
-LIST_FILTER_CREATED_AFTER = "created_at >= ?"
-LIST_FILTER_CREATED_BEFORE = "created_at < ?"
-LIST_FILTER_CURSOR = "id < ?"
-LIST_FILTER_ALL = "1"
-
-SELECT_EVENTS = """
-SELECT id, job_id, at, from_status, to_status, attempt, worker_id, message
-FROM job_events WHERE job_id = ? ORDER BY id
-"""
-
-COUNT_BY_QUEUE_STATUS = "SELECT queue, status, count(*) FROM jobs GROUP BY queue, status"
-
-# -- claim --------------------------------------------------------------------------------
-
-# A cheap look on the reader before taking the write lock: idle pollers (possibly many
-# processes) then never queue up on the write lock just to find nothing.
-ANY_QUEUED = """
-SELECT 1 FROM jobs
-WHERE status = 'queued' AND queue IN (SELECT value FROM json_each(?)) LIMIT 1
-"""
-
-# Paused flag and, for queues with a concurrency limit, how many of their jobs run now.
-SELECT_CLAIM_SETTINGS = """
-SELECT name, paused, concurrency,
-       CASE WHEN concurrency IS NULL THEN 0 ELSE
-           (SELECT count(*) FROM jobs WHERE jobs.queue = queues.name AND jobs.status = 'running')
-       END
-FROM queues WHERE name IN (SELECT value FROM json_each(?))
-"""
-
-# One arm per queue: each walks the partial claim index in claim order and stops after its
-# own limit, so no claim ever sorts the whole backlog (an IN list over queues would).
-CLAIM_ARM = """
-SELECT * FROM (
-    SELECT id, priority, run_at FROM jobs
-    WHERE queue = ? AND status = 'queued'
-    ORDER BY priority DESC, run_at, id LIMIT ?
-)"""
-CLAIM_ARM_JOIN = " UNION ALL "
-
-CLAIM = f"""
-UPDATE jobs
-SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
-    worker_id = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
-WHERE id IN (
-    SELECT id FROM ({{arms}}) ORDER BY priority DESC, run_at, id LIMIT ?
-) AND status = 'queued'
-RETURNING {JOB_COLUMNS}
-"""
-
-# -- guarded batch updates ----------------------------------------------------------------
-# Events are written first from the same guarded join the UPDATE then applies: inside one
-# BEGIN IMMEDIATE transaction both statements see the same rows, and the event still sees
-# the worker_id that the UPDATE clears.
-
-COMPLETE_EVENTS = """
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-SELECT jobs.id, ?, 'running', 'completed', jobs.attempt, jobs.worker_id, NULL
-FROM json_each(?) AS c CROSS JOIN jobs ON jobs.id = c.value ->> 0
-WHERE jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
-"""
-COMPLETE = """
-UPDATE jobs
-SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
-    worker_id = NULL, lease_expires_at = NULL
-FROM json_each(?) AS c
-WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
-RETURNING id
-"""
-
-FAIL_EVENTS = """
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-SELECT jobs.id, ?, 'running',
-       CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
-       jobs.attempt, jobs.worker_id, f.value ->> 2
-FROM json_each(?) AS f CROSS JOIN jobs ON jobs.id = f.value ->> 0
-WHERE jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
-"""
-FAIL = """
-UPDATE jobs
-SET status = CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
-    run_at = coalesce(f.value ->> 3, jobs.run_at),
-    finished_at = CASE WHEN f.value ->> 3 IS NULL THEN ? ELSE NULL END,
-    last_error = f.value ->> 2, updated_at = ?, worker_id = NULL, lease_expires_at = NULL
-FROM json_each(?) AS f
-WHERE jobs.id = f.value ->> 0 AND jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
-RETURNING id
-"""
-
-RELEASE_EVENTS = """
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-SELECT jobs.id, ?, 'running',
-       CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
-       max(jobs.attempt - 1, 0), jobs.worker_id, r.value ->> 3
-FROM json_each(?) AS r CROSS JOIN jobs ON jobs.id = r.value ->> 0
-WHERE jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
-"""
-RELEASE = """
-UPDATE jobs
-SET status = CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
-    run_at = coalesce(r.value ->> 2, ?),
-    attempt = max(jobs.attempt - 1, 0), updated_at = ?, worker_id = NULL,
-    lease_expires_at = NULL
-FROM json_each(?) AS r
-WHERE jobs.id = r.value ->> 0 AND jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
-RETURNING id, queue, status
-"""
-
-HEARTBEAT = """
-UPDATE jobs SET lease_expires_at = ?, updated_at = ?
-FROM json_each(?) AS l
-WHERE jobs.id = l.value ->> 0 AND jobs.lease_token = l.value ->> 1 AND +jobs.status = 'running'
-RETURNING id
-"""
-TOUCH_WORKER_SEEN = "UPDATE workers SET last_seen_at = ? WHERE id = ?"
-
-# -- housekeeping -------------------------------------------------------------------------
-
-ANY_EXPIRED = """
-SELECT 1 FROM jobs INDEXED BY jobs_lease_idx
-WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1
-"""
-SELECT_EXPIRED = """
-SELECT id, worker_id, attempt, max_retries, lease_token, queue FROM jobs INDEXED BY jobs_lease_idx
-WHERE status = 'running' AND lease_expires_at <= ?
-ORDER BY lease_expires_at LIMIT ?
-"""
-REAP = """
-UPDATE jobs
-SET status = ?, last_error = ?, finished_at = ?, updated_at = ?,
-    worker_id = NULL, lease_expires_at = NULL
-WHERE id = ? AND lease_token = ? AND status = 'running'
-"""
-
-ANY_DUE = """
-SELECT 1 FROM jobs INDEXED BY jobs_due_idx
-WHERE status IN ('scheduled', 'retrying') AND run_at <= ? LIMIT 1
-"""
-SELECT_DUE = """
-SELECT id, status, attempt, queue FROM jobs INDEXED BY jobs_due_idx
-WHERE status IN ('scheduled', 'retrying') AND run_at <= ?
-ORDER BY run_at LIMIT ?
-"""
-PROMOTE = """
-UPDATE jobs SET status = 'queued', updated_at = ?
-WHERE id IN (SELECT value FROM json_each(?)) AND status IN ('scheduled', 'retrying')
-"""
-
-CANCEL = f"""
-UPDATE jobs
-SET status = 'cancelled', finished_at = ?, updated_at = ?, worker_id = NULL,
-    lease_expires_at = NULL
-WHERE id = ?
-RETURNING {JOB_COLUMNS}
-"""
-
-REQUEUE_DEAD = f"""
-UPDATE jobs
-SET status = 'queued', attempt = 0, run_at = ?, payload = coalesce(?, payload),
-    finished_at = NULL, result = NULL, updated_at = ?
-WHERE id = ? AND status = 'dead'
-RETURNING {JOB_COLUMNS}
-"""
-
-DISCARD_DEAD = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'dead'"
-
-# In slices, each its own transaction: one huge DELETE would hold the write lock (and stall
-# every worker) for as long as it takes.
-PRUNE_FINISHED = """
-DELETE FROM jobs WHERE id IN (
-    SELECT id FROM jobs
-    WHERE status = ? AND finished_at < ? AND status IN ('completed', 'dead', 'cancelled')
-    LIMIT ?
-)
-"""
+# Jobs deleted per prune_finished transaction (see Q.prune_finished).
 PRUNE_BATCH = 5000
-
-# -- queues -------------------------------------------------------------------------------
-
-QUEUE_COLUMNS = "name, paused, max_depth, concurrency"
-SELECT_QUEUE = f"SELECT {QUEUE_COLUMNS} FROM queues WHERE name = ?"
-LIST_QUEUES = f"SELECT {QUEUE_COLUMNS} FROM queues ORDER BY name"
-UPSERT_QUEUE = f"""
-INSERT INTO queues ({QUEUE_COLUMNS}) VALUES (?, ?, ?, ?)
-ON CONFLICT (name) DO UPDATE SET
-    paused = excluded.paused, max_depth = excluded.max_depth,
-    concurrency = excluded.concurrency
-RETURNING {QUEUE_COLUMNS}
-"""
-
-# -- workers ------------------------------------------------------------------------------
-
-WORKER_COLUMNS = "id, hostname, pid, queues, concurrency, started_at, last_seen_at, running, meta"
-REGISTER_WORKER = f"INSERT OR REPLACE INTO workers ({WORKER_COLUMNS}) VALUES ({', '.join('?' * 9)})"
-TOUCH_WORKER = "UPDATE workers SET last_seen_at = ?, running = ? WHERE id = ?"
-TOUCH_WORKER_META = "UPDATE workers SET last_seen_at = ?, running = ?, meta = ? WHERE id = ?"
-DEREGISTER_WORKER = "DELETE FROM workers WHERE id = ?"
-LIST_WORKERS = f"SELECT {WORKER_COLUMNS} FROM workers ORDER BY id"
-PRUNE_WORKERS = "DELETE FROM workers WHERE last_seen_at < ?"
-
-# -- schedules ----------------------------------------------------------------------------
-
-SCHEDULE_COLUMNS = (
-    "name, cron, timezone, type, payload, queue, priority, max_retries, timeout, enabled, "
-    "next_run_at, last_run_at, created_at, updated_at"
-)
-UPSERT_SCHEDULE = f"""
-INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES ({", ".join("?" * 14)})
-ON CONFLICT (name) DO UPDATE SET
-    cron = excluded.cron, timezone = excluded.timezone, type = excluded.type,
-    payload = excluded.payload, queue = excluded.queue, priority = excluded.priority,
-    max_retries = excluded.max_retries, timeout = excluded.timeout,
-    enabled = excluded.enabled,
-    next_run_at = coalesce(excluded.next_run_at, schedules.next_run_at),
-    last_run_at = coalesce(excluded.last_run_at, schedules.last_run_at),
-    updated_at = excluded.updated_at
-RETURNING {SCHEDULE_COLUMNS}
-"""
-SELECT_SCHEDULE = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = ?"
-LIST_SCHEDULES = f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
-DELETE_SCHEDULE = "DELETE FROM schedules WHERE name = ? RETURNING name"
-DUE_SCHEDULES = f"""
-SELECT {SCHEDULE_COLUMNS} FROM schedules
-WHERE enabled = 1 AND next_run_at IS NOT NULL AND next_run_at <= ?
-ORDER BY next_run_at, name
-"""
-FIRE_SCHEDULE = """
-UPDATE schedules SET next_run_at = ?, last_run_at = ?, updated_at = ?
-WHERE name = ? AND next_run_at = ?
-RETURNING name
-"""
-
-# -- users and API tokens -----------------------------------------------------------------
-
-USER_COLUMNS = "username, role, tenant, password_hash, disabled, created_at, updated_at"
-INSERT_USER = f"""
-INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (username) DO NOTHING
-RETURNING {USER_COLUMNS}
-"""
-SELECT_USER = f"SELECT {USER_COLUMNS} FROM users WHERE username = ?"
-LIST_USERS = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
-UPDATE_USER = f"""
-UPDATE users SET role = ?, tenant = ?, password_hash = ?, disabled = ?, updated_at = ?
-WHERE username = ?
-RETURNING {USER_COLUMNS}
-"""
-
-TOKEN_COLUMNS = "jti, name, role, tenant, created_by, created_at, expires_at, revoked_at"
-INSERT_TOKEN = f"""
-INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
-ON CONFLICT (jti) DO NOTHING
-RETURNING {TOKEN_COLUMNS}
-"""
-SELECT_TOKEN = f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE jti = ?"
-LIST_TOKENS = f"SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, jti"
-REVOKE_TOKEN = f"""
-UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE jti = ?
-RETURNING {TOKEN_COLUMNS}
-"""
-
-# -- leadership ---------------------------------------------------------------------------
-
-TRY_LEAD = """
-INSERT INTO leaders (name, holder, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-WHERE leaders.holder = excluded.holder OR leaders.expires_at <= ?
-RETURNING holder
-"""
-RESIGN = "DELETE FROM leaders WHERE name = ? AND holder = ?"
 
 # --------------------------------------------------------------------------------------
 # conversions
@@ -469,6 +139,16 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _result_text(c: Completion) -> str | None:
+    """The stored text of a completion's result: the worker's own encoding when it sent one
+    (encoded once), else the result encoded here. A None result is stored as NULL."""
+    if c.result is None:
+        return None
+    if c.result_json is not None:
+        return c.result_json.decode()
+    return _dumps_result(c.result)
+
+
 def _dumps_result(value: Any) -> str | None:
     # A handler may return anything; a result that is not JSON is kept as its str() rather
     # than failing the completion of a job that actually succeeded.
@@ -504,12 +184,13 @@ def _row_to_job(r: Row) -> Job:
     )
 
 
-def _job_params(j: Job) -> Row:
+def _job_params(j: Job, payload: str) -> Row:
+    """insert_job's parameters; `payload` is the payload's JSON text."""
     return (
         str(j.id),
         j.queue,
         j.type,
-        _dumps(j.payload),
+        payload,
         j.priority,
         j.status.value,
         _to_us(j.run_at),
@@ -641,6 +322,23 @@ def _has_sql(text: str) -> bool:
     return bool(code) and "".join(code).strip() != ";"
 
 
+class _MigrationTarget:
+    """store/migrate's MigrationTarget on the writer connection, inside migrate()'s write
+    transaction: a migration's statements and its schema_migrations row commit together."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def applied_migrations(self) -> set[str]:
+        await self._conn.execute_fetchall(Q.create_migrations_table)
+        return {r[0] for r in await _fetch(self._conn, Q.applied_migrations)}
+
+    async def apply_migration(self, name: str, script: str) -> None:
+        for stmt in _split_statements(script):
+            await self._conn.execute_fetchall(stmt)
+        await self._conn.execute_fetchall(Q.record_migration, (name, _now_us()))
+
+
 # --------------------------------------------------------------------------------------
 # in-process wake-ups
 # --------------------------------------------------------------------------------------
@@ -719,13 +417,13 @@ class SQLiteStore:
             str(self.path.expanduser()), isolation_level=None, cached_statements=256
         )
         try:
-            for pragma in PRAGMAS:
+            for pragma in _split_statements(Q.connection_pragmas):
                 await conn.execute_fetchall(pragma)
             # Switching to WAL needs a moment of exclusive access; another process opening the
             # file at the same time can make it busy.
             for attempt in range(BUSY_RETRIES):
                 try:
-                    await conn.execute_fetchall(PRAGMA_WAL)
+                    await conn.execute_fetchall(Q.journal_mode_wal)
                     break
                 except sqlite3.OperationalError as exc:
                     if not _is_busy(exc) or attempt == BUSY_RETRIES - 1:
@@ -751,21 +449,10 @@ class SQLiteStore:
         return self._writer, self._reader
 
     async def migrate(self) -> list[str]:
-        files = sorted(MIGRATIONS_DIR.glob("*.sql"))
-        scripts = [(f.stem, f.read_text(encoding="utf-8")) for f in files]
-
+        # One write transaction around the whole run: concurrent migrate() calls from several
+        # processes queue on the write lock, and the later ones find nothing pending.
         async def tx(conn: aiosqlite.Connection) -> list[str]:
-            await conn.execute_fetchall(CREATE_MIGRATIONS_TABLE)
-            done = {r[0] for r in await _fetch(conn, SELECT_MIGRATIONS)}
-            applied: list[str] = []
-            for name, script in scripts:
-                if name in done:
-                    continue
-                for stmt in _split_statements(script):
-                    await conn.execute_fetchall(stmt)
-                await conn.execute_fetchall(INSERT_MIGRATION, (name, _now_us()))
-                applied.append(name)
-            return applied
+            return await run_migrations("sqlite", _MigrationTarget(conn))
 
         return await self._write(tx)
 
@@ -773,7 +460,7 @@ class SQLiteStore:
         try:
             _, reader = await self._ensure()
             async with self._rlock:
-                await reader.execute_fetchall(PING)
+                await reader.execute_fetchall(Q.ping)
         except StoreUnavailable:
             raise
         except (sqlite3.Error, ValueError, OSError) as exc:
@@ -794,9 +481,9 @@ class SQLiteStore:
                         # Inside the try: if we are cancelled while BEGIN runs, it still runs
                         # on aiosqlite's thread, and the ROLLBACK queued behind it must undo it
                         # or the connection would hold the write lock for good.
-                        await conn.execute_fetchall(BEGIN_IMMEDIATE)
+                        await conn.execute_fetchall(Q.begin_immediate)
                         result = await fn(conn)
-                        await conn.execute_fetchall(COMMIT)
+                        await conn.execute_fetchall(Q.commit)
                     except BaseException:
                         await _rollback(conn)
                         raise
@@ -806,14 +493,14 @@ class SQLiteStore:
                     raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
             await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
 
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def _read(self, query: str, params: Sequence[Any] = ()) -> list[Row]:
         _, reader = await self._ensure()
         attempt = 0
         while True:
             attempt += 1
             try:
                 async with self._rlock:
-                    return await _fetch(reader, sql, params)
+                    return await _fetch(reader, query, params)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or attempt >= BUSY_RETRIES:
                     raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
@@ -837,7 +524,7 @@ class SQLiteStore:
     # -- reading ---------------------------------------------------------------------
 
     async def get_job(self, job_id: uuid.UUID) -> Job:
-        rows = await self._read(SELECT_JOB, (str(job_id),))
+        rows = await self._read(Q.select_job, (str(job_id),))
         if not rows:
             raise JobNotFound(f"job {job_id} not found")
         return _row_to_job(rows[0])
@@ -845,7 +532,7 @@ class SQLiteStore:
     async def get_jobs(self, job_ids: Sequence[uuid.UUID]) -> list[Job]:
         if not job_ids:
             return []
-        rows = await self._read(SELECT_JOBS, (_dumps([str(i) for i in job_ids]),))
+        rows = await self._read(Q.select_jobs, (_dumps([str(i) for i in job_ids]),))
         return [_row_to_job(r) for r in rows]
 
     async def list_jobs(
@@ -854,28 +541,28 @@ class SQLiteStore:
         conds: list[str] = []
         params: list[Any] = []
         for cond, value in (
-            (LIST_FILTER_QUEUE, flt.queue),
-            (LIST_FILTER_STATUS, None if flt.status is None else JobStatus(flt.status).value),
-            (LIST_FILTER_TYPE, flt.type),
-            (LIST_FILTER_TAG, flt.tag),
-            (LIST_FILTER_TENANT, flt.tenant),
-            (LIST_FILTER_CREATED_AFTER, _opt_to_us(flt.created_after)),
-            (LIST_FILTER_CREATED_BEFORE, _opt_to_us(flt.created_before)),
-            (LIST_FILTER_CURSOR, None if cursor is None else str(cursor)),
+            (Q.list_filter_queue, flt.queue),
+            (Q.list_filter_status, None if flt.status is None else JobStatus(flt.status).value),
+            (Q.list_filter_type, flt.type),
+            (Q.list_filter_tag, flt.tag),
+            (Q.list_filter_tenant, flt.tenant),
+            (Q.list_filter_created_after, _opt_to_us(flt.created_after)),
+            (Q.list_filter_created_before, _opt_to_us(flt.created_before)),
+            (Q.list_filter_cursor, None if cursor is None else str(cursor)),
         ):
             if value is not None:
                 conds.append(cond)
                 params.append(value)
         limit = max(0, limit)
-        sql = LIST_JOBS.format(where=" AND ".join(conds) or LIST_FILTER_ALL)
-        rows = await self._read(sql, (*params, limit + 1))
+        query = Q.list_jobs.format(where=f" {Q.list_filter_and} ".join(conds) or Q.list_filter_all)
+        rows = await self._read(query, (*params, limit + 1))
         page = [_row_to_job(r) for r in rows[:limit]]
         more = len(rows) > limit and bool(page)
         return JobPage(jobs=page, next_cursor=page[-1].id if more else None)
 
     async def job_events(self, job_id: uuid.UUID) -> list[JobEvent]:
-        rows = await self._read(SELECT_EVENTS, (str(job_id),))
-        if not rows and not await self._read(JOB_EXISTS, (str(job_id),)):
+        rows = await self._read(Q.select_events, (str(job_id),))
+        if not rows and not await self._read(Q.job_exists, (str(job_id),)):
             raise JobNotFound(f"job {job_id} not found")
         return [
             JobEvent(
@@ -893,7 +580,7 @@ class SQLiteStore:
 
     async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]:
         out: dict[str, dict[JobStatus, int]] = {}
-        for queue, status, n in await self._read(COUNT_BY_QUEUE_STATUS):
+        for queue, status, n in await self._read(Q.count_by_queue_status):
             out.setdefault(queue, {})[JobStatus(status)] = n
         return out
 
@@ -906,7 +593,7 @@ class SQLiteStore:
         if limit <= 0 or not wanted:
             return []
         wanted_json = _dumps(wanted)
-        if not await self._read(ANY_QUEUED, (wanted_json,)):
+        if not await self._read(Q.any_queued, (wanted_json,)):
             return []
 
         async def tx(conn: aiosqlite.Connection) -> list[Job]:
@@ -914,7 +601,7 @@ class SQLiteStore:
             paused: set[str] = set()
             room: dict[str, int] = {}
             for name, is_paused, concurrency, running in await _fetch(
-                conn, SELECT_CLAIM_SETTINGS, (wanted_json,)
+                conn, Q.select_claim_settings, (wanted_json,)
             ):
                 if is_paused:
                     paused.add(name)
@@ -926,16 +613,18 @@ class SQLiteStore:
                 n = min(limit, room.get(q, limit))
                 if q in paused or n <= 0:
                     continue
-                arms.append(CLAIM_ARM)
+                arms.append(Q.claim_arm)
                 params += [q, n]
             if not arms:
                 return []
             params.append(limit)
-            rows = await _fetch(conn, CLAIM.format(arms=CLAIM_ARM_JOIN.join(arms)), params)
+            rows = await _fetch(
+                conn, Q.claim.format(arms=f" {Q.claim_arm_union} ".join(arms)), params
+            )
             claimed = sorted((_row_to_job(r) for r in rows), key=_claim_order)
             if claimed:
                 await conn.executemany(
-                    INSERT_EVENT,
+                    Q.insert_event,
                     [
                         (str(j.id), now, "queued", "running", j.attempt, worker_id, None)
                         for j in claimed
@@ -947,18 +636,15 @@ class SQLiteStore:
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         batch = _dumps(
-            [
-                [str(c.job_id), c.lease_token, _dumps_result(c.result)]
-                for c in _unique_by_job(completions)
-            ]
+            [[str(c.job_id), c.lease_token, _result_text(c)] for c in _unique_by_job(completions)]
         )
         if batch == "[]":
             return []
 
         async def tx(conn: aiosqlite.Connection) -> list[uuid.UUID]:
             now = _now_us()
-            await conn.execute_fetchall(COMPLETE_EVENTS, (now, batch))
-            rows = await _fetch(conn, COMPLETE, (now, now, batch))
+            await conn.execute_fetchall(Q.complete_events, (now, batch))
+            rows = await _fetch(conn, Q.complete, (now, now, batch))
             return [_uuid(r[0]) for r in rows]
 
         return _in_input_order(await self._write(tx), completions)
@@ -975,8 +661,8 @@ class SQLiteStore:
 
         async def tx(conn: aiosqlite.Connection) -> list[uuid.UUID]:
             now = _now_us()
-            await conn.execute_fetchall(FAIL_EVENTS, (now, batch))
-            rows = await _fetch(conn, FAIL, (now, now, batch))
+            await conn.execute_fetchall(Q.fail_events, (now, batch))
+            rows = await _fetch(conn, Q.fail, (now, now, batch))
             return [_uuid(r[0]) for r in rows]
 
         return _in_input_order(await self._write(tx), failures)
@@ -993,8 +679,8 @@ class SQLiteStore:
 
         async def tx(conn: aiosqlite.Connection) -> list[Row]:
             now = _now_us()
-            await conn.execute_fetchall(RELEASE_EVENTS, (now, batch))
-            return await _fetch(conn, RELEASE, (now, now, batch))
+            await conn.execute_fetchall(Q.release_events, (now, batch))
+            return await _fetch(conn, Q.release, (now, now, batch))
 
         rows = await self._write(tx)
         ready = {r[1] for r in rows if r[2] == JobStatus.QUEUED.value}
@@ -1009,16 +695,16 @@ class SQLiteStore:
 
         async def tx(conn: aiosqlite.Connection) -> list[uuid.UUID]:
             now = _now_us()
-            await conn.execute_fetchall(TOUCH_WORKER_SEEN, (now, worker_id))
+            await conn.execute_fetchall(Q.touch_worker_seen, (now, worker_id))
             if batch == "[]":
                 return []
-            rows = await _fetch(conn, HEARTBEAT, (now + _seconds_us(lease_seconds), now, batch))
+            rows = await _fetch(conn, Q.heartbeat, (now + _seconds_us(lease_seconds), now, batch))
             return [_uuid(r[0]) for r in rows]
 
         return _in_input_order(await self._write(tx), leases)
 
     async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
-        if limit <= 0 or not await self._read(ANY_EXPIRED, (_now_us(),)):
+        if limit <= 0 or not await self._read(Q.any_expired, (_now_us(),)):
             return []
 
         async def tx(conn: aiosqlite.Connection) -> tuple[list[ReapedJob], set[str]]:
@@ -1028,19 +714,19 @@ class SQLiteStore:
             updates: list[Row] = []
             events: list[Row] = []
             for job_id, worker_id, attempt, max_retries, token, queue in await _fetch(
-                conn, SELECT_EXPIRED, (now, limit)
+                conn, Q.select_expired, (now, limit)
             ):
-                dead = attempt > max_retries
-                status = JobStatus.DEAD if dead else JobStatus.QUEUED
-                message = f"lease expired (worker {worker_id or 'unknown'})"
+                status = common.lost_lease_status(attempt, max_retries)
+                dead = status is JobStatus.DEAD
+                message = common.lost_lease_message(worker_id)
                 updates.append((status.value, message, now if dead else None, now, job_id, token))
                 events.append((job_id, now, "running", status.value, attempt, worker_id, message))
                 reaped.append(ReapedJob(uuid.UUID(job_id), worker_id, attempt, status))
                 if not dead:
                     requeued.add(queue)
             if reaped:
-                await conn.executemany(REAP, updates)
-                await conn.executemany(INSERT_EVENT, events)
+                await conn.executemany(Q.reap, updates)
+                await conn.executemany(Q.insert_event, events)
             return reaped, requeued
 
         reaped, requeued = await self._write(tx)
@@ -1049,17 +735,17 @@ class SQLiteStore:
         return reaped
 
     async def promote_due(self, limit: int = 1000) -> int:
-        if limit <= 0 or not await self._read(ANY_DUE, (_now_us(),)):
+        if limit <= 0 or not await self._read(Q.any_due, (_now_us(),)):
             return 0
 
         async def tx(conn: aiosqlite.Connection) -> tuple[int, set[str]]:
             now = _now_us()
-            rows = await _fetch(conn, SELECT_DUE, (now, limit))
+            rows = await _fetch(conn, Q.select_due, (now, limit))
             if not rows:
                 return 0, set()
-            await conn.execute_fetchall(PROMOTE, (now, _dumps([r[0] for r in rows])))
+            await conn.execute_fetchall(Q.promote, (now, _dumps([r[0] for r in rows])))
             await conn.executemany(
-                INSERT_EVENT, [(r[0], now, r[1], "queued", r[2], None, None) for r in rows]
+                Q.insert_event, [(r[0], now, r[1], "queued", r[2], None, None) for r in rows]
             )
             return len(rows), {r[3] for r in rows}
 
@@ -1087,14 +773,14 @@ class SQLiteStore:
 
         async def tx(conn: aiosqlite.Connection) -> Job:
             now = _now_us()
-            state = await _fetch(conn, SELECT_JOB_STATE, (key,))
+            state = await _fetch(conn, Q.select_job_state, (key,))
             if not state:
                 raise JobNotFound(f"job {job_id} not found")
             status, attempt, worker_id, _ = state[0]
             ensure_transition(JobStatus(status), JobStatus.CANCELLED)
-            rows = await _fetch(conn, CANCEL, (now, now, key))
+            rows = await _fetch(conn, Q.cancel, (now, now, key))
             await conn.execute_fetchall(
-                INSERT_EVENT, (key, now, status, "cancelled", attempt, worker_id, reason)
+                Q.insert_event, (key, now, status, "cancelled", attempt, worker_id, reason)
             )
             return _row_to_job(rows[0])
 
@@ -1106,20 +792,20 @@ class SQLiteStore:
 
         async def tx(conn: aiosqlite.Connection) -> Job:
             now = _now_us()
-            state = await _fetch(conn, SELECT_JOB_STATE, (key,))
+            state = await _fetch(conn, Q.select_job_state, (key,))
             if not state:
                 raise JobNotFound(f"job {job_id} not found")
             status, _, _, _ = state[0]
             if status != JobStatus.DEAD.value:
                 raise IllegalTransition(f"only dead jobs can be requeued; this one is {status}")
             try:
-                rows = await _fetch(conn, REQUEUE_DEAD, (now, new_payload, now, key))
+                rows = await _fetch(conn, Q.requeue_dead, (now, new_payload, now, key))
             except sqlite3.IntegrityError as exc:
                 raise IllegalTransition(
                     "a live job with the same unique_key exists; cannot requeue this one"
                 ) from exc
             await conn.execute_fetchall(
-                INSERT_EVENT, (key, now, "dead", "queued", 0, None, "requeued from the DLQ")
+                Q.insert_event, (key, now, "dead", "queued", 0, None, "requeued from the DLQ")
             )
             return _row_to_job(rows[0])
 
@@ -1132,18 +818,12 @@ class SQLiteStore:
             return 0
         ids = _dumps([str(i) for i in job_ids])
 
-        async def tx(conn: aiosqlite.Connection) -> int:
-            cur = await conn.execute(DISCARD_DEAD, (ids,))
-            n = cur.rowcount
-            await cur.close()
-            return n
-
-        return await self._write(tx)
+        return await self._write(_delete_jobs(Q.discard_dead, (ids,)))
 
     # -- queues ----------------------------------------------------------------------
 
     async def get_queue_settings(self, name: str) -> QueueSettings:
-        rows = await self._read(SELECT_QUEUE, (name,))
+        rows = await self._read(Q.select_queue, (name,))
         return _row_to_queue(rows[0]) if rows else QueueSettings(name=name)
 
     async def set_queue_settings(self, settings: QueueSettings) -> QueueSettings:
@@ -1155,7 +835,7 @@ class SQLiteStore:
         )
 
         async def tx(conn: aiosqlite.Connection) -> QueueSettings:
-            return _row_to_queue((await _fetch(conn, UPSERT_QUEUE, params))[0])
+            return _row_to_queue((await _fetch(conn, Q.upsert_queue, params))[0])
 
         saved = await self._write(tx)
         if not saved.paused:
@@ -1164,7 +844,7 @@ class SQLiteStore:
         return saved
 
     async def list_queue_settings(self) -> list[QueueSettings]:
-        return [_row_to_queue(r) for r in await self._read(LIST_QUEUES)]
+        return [_row_to_queue(r) for r in await self._read(Q.list_queues)]
 
     # -- workers ---------------------------------------------------------------------
 
@@ -1180,23 +860,23 @@ class SQLiteStore:
             info.running,
             _dumps(info.meta),
         )
-        await self._write(_exec(REGISTER_WORKER, params))
+        await self._write(_exec(Q.register_worker, params))
 
     async def touch_worker(self, worker_id: str, running: int, meta: JSON | None = None) -> None:
         if meta is None:
-            await self._write(_exec(TOUCH_WORKER, (_now_us(), running, worker_id)))
+            await self._write(_exec(Q.touch_worker, (_now_us(), running, worker_id)))
         else:
             params = (_now_us(), running, _dumps(meta), worker_id)
-            await self._write(_exec(TOUCH_WORKER_META, params))
+            await self._write(_exec(Q.touch_worker_meta, params))
 
     async def deregister_worker(self, worker_id: str) -> None:
-        await self._write(_exec(DEREGISTER_WORKER, (worker_id,)))
+        await self._write(_exec(Q.deregister_worker, (worker_id,)))
 
     async def list_workers(self) -> list[WorkerInfo]:
-        return [_row_to_worker(r) for r in await self._read(LIST_WORKERS)]
+        return [_row_to_worker(r) for r in await self._read(Q.list_workers)]
 
     async def prune_workers(self, seen_before: datetime) -> int:
-        return await self._write(_exec_count(PRUNE_WORKERS, (_to_us(seen_before),)))
+        return await self._write(_exec_count(Q.prune_workers, (_to_us(seen_before),)))
 
     # -- schedules -------------------------------------------------------------------
 
@@ -1220,28 +900,28 @@ class SQLiteStore:
         )
 
         async def tx(conn: aiosqlite.Connection) -> Schedule:
-            return _row_to_schedule((await _fetch(conn, UPSERT_SCHEDULE, params))[0])
+            return _row_to_schedule((await _fetch(conn, Q.upsert_schedule, params))[0])
 
         return await self._write(tx)
 
     async def get_schedule(self, name: str) -> Schedule:
-        rows = await self._read(SELECT_SCHEDULE, (name,))
+        rows = await self._read(Q.select_schedule, (name,))
         if not rows:
             raise ScheduleNotFound(f"schedule {name!r} not found")
         return _row_to_schedule(rows[0])
 
     async def list_schedules(self) -> list[Schedule]:
-        return [_row_to_schedule(r) for r in await self._read(LIST_SCHEDULES)]
+        return [_row_to_schedule(r) for r in await self._read(Q.list_schedules)]
 
     async def delete_schedule(self, name: str) -> None:
         async def tx(conn: aiosqlite.Connection) -> bool:
-            return bool(await _fetch(conn, DELETE_SCHEDULE, (name,)))
+            return bool(await _fetch(conn, Q.delete_schedule, (name,)))
 
         if not await self._write(tx):
             raise ScheduleNotFound(f"schedule {name!r} not found")
 
     async def due_schedules(self, now: datetime) -> list[Schedule]:
-        return [_row_to_schedule(r) for r in await self._read(DUE_SCHEDULES, (_to_us(now),))]
+        return [_row_to_schedule(r) for r in await self._read(Q.due_schedules, (_to_us(now),))]
 
     async def fire_schedule(
         self, name: str, fire_at: datetime, next_run_at: datetime, job: NewJob
@@ -1250,7 +930,7 @@ class SQLiteStore:
 
         async def tx(conn: aiosqlite.Connection) -> tuple[Job | None, set[str]]:
             now = _now_us()
-            won = await _fetch(conn, FIRE_SCHEDULE, (next_us, fire_us, now, name, fire_us))
+            won = await _fetch(conn, Q.fire_schedule, (next_us, fire_us, now, name, fire_us))
             if not won:
                 return None, set()
             results, ready = await _enqueue_in_tx(conn, [job], now)
@@ -1276,7 +956,7 @@ class SQLiteStore:
         )
 
         async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, INSERT_USER, params)
+            return await _fetch(conn, Q.insert_user, params)
 
         rows = await self._write(tx)
         if not rows:
@@ -1284,11 +964,11 @@ class SQLiteStore:
         return _row_to_user(rows[0])
 
     async def get_user(self, username: str) -> User | None:
-        rows = await self._read(SELECT_USER, (username,))
+        rows = await self._read(Q.select_user, (username,))
         return _row_to_user(rows[0]) if rows else None
 
     async def list_users(self) -> list[User]:
-        return [_row_to_user(r) for r in await self._read(LIST_USERS)]
+        return [_row_to_user(r) for r in await self._read(Q.list_users)]
 
     async def set_user(self, user: User) -> User:
         params = (
@@ -1301,7 +981,7 @@ class SQLiteStore:
         )
 
         async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, UPDATE_USER, params)
+            return await _fetch(conn, Q.update_user, params)
 
         rows = await self._write(tx)
         if not rows:
@@ -1320,7 +1000,7 @@ class SQLiteStore:
         )
 
         async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, INSERT_TOKEN, params)
+            return await _fetch(conn, Q.insert_token, params)
 
         rows = await self._write(tx)
         if not rows:
@@ -1328,15 +1008,15 @@ class SQLiteStore:
         return _row_to_token(rows[0])
 
     async def get_api_token(self, jti: str) -> ApiToken | None:
-        rows = await self._read(SELECT_TOKEN, (jti,))
+        rows = await self._read(Q.select_token, (jti,))
         return _row_to_token(rows[0]) if rows else None
 
     async def list_api_tokens(self) -> list[ApiToken]:
-        return [_row_to_token(r) for r in await self._read(LIST_TOKENS)]
+        return [_row_to_token(r) for r in await self._read(Q.list_tokens)]
 
     async def revoke_api_token(self, jti: str) -> ApiToken:
         async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, REVOKE_TOKEN, (_now_us(), jti))
+            return await _fetch(conn, Q.revoke_token, (_now_us(), jti))
 
         rows = await self._write(tx)
         if not rows:
@@ -1348,13 +1028,13 @@ class SQLiteStore:
     async def try_lead(self, name: str, holder: str, ttl: float) -> bool:
         async def tx(conn: aiosqlite.Connection) -> bool:
             now = _now_us()
-            rows = await _fetch(conn, TRY_LEAD, (name, holder, now + _seconds_us(ttl), now))
+            rows = await _fetch(conn, Q.try_lead, (name, holder, now + _seconds_us(ttl), now))
             return bool(rows)
 
         return await self._write(tx)
 
     async def resign(self, name: str, holder: str) -> None:
-        await self._write(_exec(RESIGN, (name, holder)))
+        await self._write(_exec(Q.resign, (name, holder)))
 
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         status = JobStatus(status)
@@ -1363,7 +1043,7 @@ class SQLiteStore:
         params = (status.value, _to_us(finished_before), PRUNE_BATCH)
         total = 0
         while True:
-            n = await self._write(_exec_count(PRUNE_FINISHED, params))
+            n = await self._write(_delete_jobs(Q.prune_finished, params))
             total += n
             if n < PRUNE_BATCH:
                 return total
@@ -1374,9 +1054,9 @@ class SQLiteStore:
 # --------------------------------------------------------------------------------------
 
 
-async def _fetch(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+async def _fetch(conn: aiosqlite.Connection, query: str, params: Sequence[Any] = ()) -> list[Row]:
     # Rows are plain tuples (no row_factory); aiosqlite types them as sqlite3.Row.
-    rows: Any = await conn.execute_fetchall(sql, params)
+    rows: Any = await conn.execute_fetchall(query, params)
     return list(rows)
 
 
@@ -1385,24 +1065,39 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
     # thread (after a cancellation) may open or keep a transaction that the flag does not show
     # yet. "No transaction is active" is then harmless.
     with contextlib.suppress(sqlite3.Error, ValueError):
-        await conn.execute_fetchall(ROLLBACK)
+        await conn.execute_fetchall(Q.rollback)
 
 
-def _exec(sql: str, params: Sequence[Any]) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
+def _exec(query: str, params: Sequence[Any]) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
     async def run(conn: aiosqlite.Connection) -> None:
-        await conn.execute_fetchall(sql, params)
+        await conn.execute_fetchall(query, params)
 
     return run
 
 
 def _exec_count(
-    sql: str, params: Sequence[Any]
+    query: str, params: Sequence[Any]
 ) -> Callable[[aiosqlite.Connection], Awaitable[int]]:
     async def run(conn: aiosqlite.Connection) -> int:
-        cur = await conn.execute(sql, params)
+        cur = await conn.execute(query, params)
         n = cur.rowcount
         await cur.close()
         return n
+
+    return run
+
+
+def _delete_jobs(
+    query: str, params: Sequence[Any]
+) -> Callable[[aiosqlite.Connection], Awaitable[int]]:
+    """Delete jobs (`query` returns their ids) and their events in one transaction: job_events has
+    no foreign key to cascade (migration 0003). Returns how many jobs went."""
+
+    async def run(conn: aiosqlite.Connection) -> int:
+        gone = await _fetch(conn, query, params)
+        if gone:
+            await conn.execute_fetchall(Q.delete_events_of_jobs, (_dumps([r[0] for r in gone]),))
+        return len(gone)
 
     return run
 
@@ -1437,10 +1132,12 @@ async def _enqueue_in_tx(
 ) -> tuple[list[Enqueued], set[str]]:
     """The body of enqueue_many, shared with fire_schedule so a cron fire and its job commit
     together. Returns the results and the queues that received ready jobs."""
-    keys = sorted({j.unique_key for j in jobs if j.unique_key is not None})
+    # Ids, and a repeated unique_key within the batch folded into its first job: common.
+    plan = common.plan_batch(jobs)
+    keys = sorted({k for i in plan.to_insert if (k := jobs[i].unique_key) is not None})
     live: dict[str, Job] = {}
     if keys:
-        for r in await _fetch(conn, SELECT_LIVE_BY_UNIQUE_KEYS, (_dumps(keys),)):
+        for r in await _fetch(conn, Q.select_live_by_unique_keys, (_dumps(keys),)):
             existing = _row_to_job(r)
             assert existing.unique_key is not None
             live[existing.unique_key] = existing
@@ -1451,10 +1148,13 @@ async def _enqueue_in_tx(
     event_rows: list[Row] = []
     added: dict[str, int] = {}
     ready: set[str] = set()
-    for nj in jobs:
-        if nj.unique_key is not None and nj.unique_key in live:
-            results.append(Enqueued(job=live[nj.unique_key], created=False))
-            continue
+    for i in plan.to_insert:
+        nj = jobs[i]
+        if nj.unique_key is not None:
+            held = live.get(nj.unique_key)
+            if held is not None:
+                results.append(Enqueued(job=held, created=False))
+                continue
         run_us = now if nj.run_at is None else _to_us(nj.run_at)
         if run_us <= now:
             status, run_us = JobStatus.QUEUED, now
@@ -1462,7 +1162,7 @@ async def _enqueue_in_tx(
         else:
             status = JobStatus.SCHEDULED
         job = Job(
-            id=nj.id if nj.id is not None else new_job_id(),
+            id=plan.ids[i],
             queue=nj.queue,
             type=nj.type,
             payload=nj.payload,
@@ -1485,25 +1185,26 @@ async def _enqueue_in_tx(
             finished_at=None,
             updated_at=now_dt,
         )
-        if nj.unique_key is not None:
-            live[nj.unique_key] = job
-        job_rows.append(_job_params(job))
+        # The service's validation already encoded the payload: those bytes are stored.
+        payload = _dumps(nj.payload) if nj.payload_json is None else nj.payload_json.decode()
+        job_rows.append(_job_params(job, payload))
         event_rows.append((str(job.id), now, None, status.value, 0, None, None))
         added[nj.queue] = added.get(nj.queue, 0) + 1
         results.append(Enqueued(job=job, created=True))
 
     if added:
-        for name, max_depth, depth in await _fetch(
-            conn, SELECT_DEPTH_LIMITS, (_dumps(list(added)),)
-        ):
-            if depth + added[name] > max_depth:
-                raise QueueFull(
-                    f"queue {name!r} is full ({depth} waiting, limit {max_depth}, "
-                    f"{added[name]} more submitted)"
-                )
+        full = [
+            name
+            for name, max_depth, depth in await _fetch(
+                conn, Q.select_depth_limits, (_dumps(list(added)),)
+            )
+            if depth + added[name] > max_depth
+        ]
+        if full:
+            raise common.queue_full(full)
         try:
-            await conn.executemany(INSERT_JOB, job_rows)
+            await conn.executemany(Q.insert_job, job_rows)
         except sqlite3.IntegrityError as exc:
             raise InvalidInput(f"cannot insert jobs: {exc} (duplicate job id?)") from exc
-        await conn.executemany(INSERT_EVENT, event_rows)
-    return results, ready
+        await conn.executemany(Q.insert_event, event_rows)
+    return plan.results(results), ready

@@ -1,0 +1,30 @@
+-- Connection set-up and transaction control of the SQLite store.
+
+-- name: connection_pragmas
+-- Run statement by statement on every connection the store opens. busy_timeout (ms): SQLite's
+-- busy handler queues writers for this long before SQLITE_BUSY, after which the store retries
+-- the whole transaction.
+PRAGMA busy_timeout = 15000;
+PRAGMA foreign_keys = ON;
+PRAGMA synchronous = NORMAL;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -32000;
+
+-- name: journal_mode_wal
+-- WAL, so readers never block the writer and several processes can share the file. Switching
+-- needs a moment of exclusive access, so the store retries it while the file is busy.
+PRAGMA journal_mode = WAL
+
+-- name: begin_immediate
+-- Every write transaction takes the write lock up front: two writers never deadlock trying to
+-- upgrade a read lock, and the busy handler queues them.
+BEGIN IMMEDIATE
+
+-- name: commit
+COMMIT
+
+-- name: rollback
+ROLLBACK
+
+-- name: ping
+SELECT 1

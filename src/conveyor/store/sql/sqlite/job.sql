@@ -1,0 +1,218 @@
+-- Jobs: submitting, reading, the worker protocol, housekeeping and operator actions.
+-- Times are INTEGER microseconds since the epoch; batches travel as one JSON parameter read
+-- with json_each(), so a batch of any size is one statement with one cached plan.
+
+-- name: insert_job
+INSERT INTO jobs ({{job_columns}})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: select_live_by_unique_keys
+-- The live (non-terminal) jobs holding any of the batch's unique keys. The status list is
+-- spelled exactly as the partial jobs_unique_key_idx's (migration 0004), so the index serves it.
+SELECT {{job_columns}} FROM jobs
+WHERE unique_key IN (SELECT value FROM json_each(?))
+  AND status NOT IN ({{terminal}})
+
+-- name: select_job
+SELECT {{job_columns}} FROM jobs WHERE id = ?
+
+-- name: select_jobs
+SELECT {{job_columns}} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: select_job_state
+SELECT status, attempt, worker_id, queue FROM jobs WHERE id = ?
+
+-- name: job_exists
+SELECT 1 FROM jobs WHERE id = ?
+
+-- name: list_jobs
+-- Newest first. The where placeholder takes the list_filter_* conditions that apply, joined by
+-- list_filter_and (or list_filter_all); parameters: theirs in the same order, then the limit.
+SELECT {{job_columns}} FROM jobs WHERE {where} ORDER BY id DESC LIMIT ?
+
+-- name: list_filter_queue
+queue = ?
+
+-- name: list_filter_status
+status = ?
+
+-- name: list_filter_type
+type = ?
+
+-- name: list_filter_tag
+EXISTS (SELECT 1 FROM json_each(jobs.tags) AS t WHERE t.value = ?)
+
+-- name: list_filter_tenant
+tenant = ?
+
+-- name: list_filter_created_after
+created_at >= ?
+
+-- name: list_filter_created_before
+created_at < ?
+
+-- name: list_filter_cursor
+id < ?
+
+-- name: list_filter_all
+1
+
+-- name: list_filter_and
+AND
+
+-- name: count_by_queue_status
+SELECT queue, status, count(*) FROM jobs GROUP BY queue, status
+
+-- name: any_queued
+-- A cheap look on the reader before taking the write lock: idle pollers (possibly many
+-- processes) then never queue up on the write lock just to find nothing.
+SELECT 1 FROM jobs
+WHERE status = 'queued' AND queue IN (SELECT value FROM json_each(?)) LIMIT 1
+
+-- name: claim_arm
+-- One arm per queue: each walks the partial claim index in claim order and stops after its
+-- own limit, so no claim ever sorts the whole backlog (an IN list over queues would).
+SELECT * FROM (
+    SELECT id, priority, run_at FROM jobs
+    WHERE queue = ? AND status = 'queued'
+    ORDER BY priority DESC, run_at, id LIMIT ?
+)
+
+-- name: claim_arm_union
+UNION ALL
+
+-- name: claim
+-- The arms placeholder takes claim_arm once per claimable queue, joined by claim_arm_union.
+UPDATE jobs
+SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+    worker_id = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
+WHERE id IN (
+    SELECT id FROM ({arms}) ORDER BY priority DESC, run_at, id LIMIT ?
+) AND status = 'queued'
+RETURNING {{job_columns}}
+
+-- name: complete_events
+-- Guarded batch updates (complete, fail, release): their events are written first from the
+-- same guarded join the UPDATE then applies. Inside one BEGIN IMMEDIATE transaction both
+-- statements see the same rows, and the event still sees the worker_id the UPDATE clears.
+-- Batch items: [job id, lease token, result JSON text or null].
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+SELECT jobs.id, ?, 'running', 'completed', jobs.attempt, jobs.worker_id, NULL
+FROM json_each(?) AS c CROSS JOIN jobs ON jobs.id = c.value ->> 0
+WHERE jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
+
+-- name: complete
+UPDATE jobs
+SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
+    worker_id = NULL, lease_expires_at = NULL
+FROM json_each(?) AS c
+WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
+RETURNING id
+
+-- name: fail_events
+-- Batch items: [job id, lease token, error, retry_at or null (null: dead)].
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+SELECT jobs.id, ?, 'running',
+       CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
+       jobs.attempt, jobs.worker_id, f.value ->> 2
+FROM json_each(?) AS f CROSS JOIN jobs ON jobs.id = f.value ->> 0
+WHERE jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
+
+-- name: fail
+UPDATE jobs
+SET status = CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
+    run_at = coalesce(f.value ->> 3, jobs.run_at),
+    finished_at = CASE WHEN f.value ->> 3 IS NULL THEN ? ELSE NULL END,
+    last_error = f.value ->> 2, updated_at = ?, worker_id = NULL, lease_expires_at = NULL
+FROM json_each(?) AS f
+WHERE jobs.id = f.value ->> 0 AND jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
+RETURNING id
+
+-- name: release_events
+-- Batch items: [job id, lease token, run_at or null (null: queued now), reason].
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+SELECT jobs.id, ?, 'running',
+       CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
+       max(jobs.attempt - 1, 0), jobs.worker_id, r.value ->> 3
+FROM json_each(?) AS r CROSS JOIN jobs ON jobs.id = r.value ->> 0
+WHERE jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
+
+-- name: release
+UPDATE jobs
+SET status = CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
+    run_at = coalesce(r.value ->> 2, ?),
+    attempt = max(jobs.attempt - 1, 0), updated_at = ?, worker_id = NULL,
+    lease_expires_at = NULL
+FROM json_each(?) AS r
+WHERE jobs.id = r.value ->> 0 AND jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
+RETURNING id, queue, status
+
+-- name: heartbeat
+-- Batch items: [job id, lease token].
+UPDATE jobs SET lease_expires_at = ?, updated_at = ?
+FROM json_each(?) AS l
+WHERE jobs.id = l.value ->> 0 AND jobs.lease_token = l.value ->> 1 AND +jobs.status = 'running'
+RETURNING id
+
+-- name: any_expired
+-- On the reader, before taking the write lock (as any_queued).
+SELECT 1 FROM jobs INDEXED BY jobs_lease_idx
+WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1
+
+-- name: select_expired
+SELECT id, worker_id, attempt, max_retries, lease_token, queue FROM jobs INDEXED BY jobs_lease_idx
+WHERE status = 'running' AND lease_expires_at <= ?
+ORDER BY lease_expires_at LIMIT ?
+
+-- name: reap
+-- The new status and message are decided by store.common (lost_lease_status/_message).
+UPDATE jobs
+SET status = ?, last_error = ?, finished_at = ?, updated_at = ?,
+    worker_id = NULL, lease_expires_at = NULL
+WHERE id = ? AND lease_token = ? AND status = 'running'
+
+-- name: any_due
+-- The status list is spelled exactly as the partial jobs_due_idx's (migration 0004): INDEXED BY
+-- fails to prepare otherwise.
+SELECT 1 FROM jobs INDEXED BY jobs_due_idx
+WHERE status IN ({{waiting}}) AND run_at <= ? LIMIT 1
+
+-- name: select_due
+SELECT id, status, attempt, queue FROM jobs INDEXED BY jobs_due_idx
+WHERE status IN ({{waiting}}) AND run_at <= ?
+ORDER BY run_at LIMIT ?
+
+-- name: promote
+UPDATE jobs SET status = 'queued', updated_at = ?
+WHERE id IN (SELECT value FROM json_each(?)) AND status IN ({{waiting}})
+
+-- name: prune_finished
+-- One slice; the store repeats it, each slice its own transaction: one huge DELETE would hold
+-- the write lock (and stall every worker) for as long as it takes. job_events has no foreign
+-- key (migration 0003), so the store deletes the returned jobs' events in the same
+-- transaction (delete_events_of_jobs).
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = ? AND finished_at < ? AND status IN ({{terminal}})
+    LIMIT ?
+)
+RETURNING id
+
+-- name: cancel
+UPDATE jobs
+SET status = 'cancelled', finished_at = ?, updated_at = ?, worker_id = NULL,
+    lease_expires_at = NULL
+WHERE id = ?
+RETURNING {{job_columns}}
+
+-- name: requeue_dead
+UPDATE jobs
+SET status = 'queued', attempt = 0, run_at = ?, payload = coalesce(?, payload),
+    finished_at = NULL, result = NULL, updated_at = ?
+WHERE id = ? AND status = 'dead'
+RETURNING {{job_columns}}
+
+-- name: discard_dead
+-- Events of the returned jobs go with them (delete_events_of_jobs), as in prune_finished.
+DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'dead'
+RETURNING id
