@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import socket
@@ -123,6 +124,7 @@ class Worker:
         self.registered = False
         self._fetch_tick = time.monotonic()
         self._saturated = False
+        self._log_completions = True
 
     # -- control -----------------------------------------------------------------------
     def stop(self, *, immediate: bool = False) -> None:
@@ -158,6 +160,8 @@ class Worker:
         return None
 
     async def run(self) -> None:
+        # Binding a job's logger costs more than running a no-op job: only when the line shows.
+        self._log_completions = _debug_enabled()
         await self.store.register_worker(self._info())
         self.registered = True
         metrics.track_worker(self)
@@ -322,7 +326,8 @@ class Worker:
             if breaker is not None:
                 breaker.record(True)
             self._outcomes.add(Completion(job.id, job.lease_token, result, result_json))
-            ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
+            if self._log_completions:
+                ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
         held = self._series.get(job.id)
         if held is not None:
             held[0].duration.observe(time.monotonic() - started)
@@ -477,3 +482,10 @@ class Worker:
     def _meta(self) -> dict[str, Any]:
         """What the registry row shows about this worker (GET /v1/workers)."""
         return {"types": sorted(self.registry.names()), "breakers": self.breakers.snapshot()}
+
+
+def _debug_enabled() -> bool:
+    """Whether DEBUG lines of this module's logger are emitted under the current logging set-up
+    (structlog's filtering loggers know; any other logger is assumed to show them)."""
+    is_enabled_for = getattr(log.bind(), "is_enabled_for", None)
+    return True if is_enabled_for is None else bool(is_enabled_for(logging.DEBUG))

@@ -1,0 +1,146 @@
+"""A long run on PostgreSQL with vacuum lagging: enqueue N jobs, drain them with one worker,
+and show whether the queue slows as dead rows pile up, and what each job costs on disk.
+
+PostgreSQL here runs with autovacuum off, so every dead tuple and dead index entry a job
+leaves stays for the whole run: a claim or a housekeeping scan that walks them shows here as
+a falling rate. Printed: the drain rate of each window of jobs (and of the first and last
+10,000), rows written per job (inserts, updates, HOT updates, dead tuples, from
+pg_stat_user_tables), table + index bytes per job, and WAL bytes per job (the difference of
+pg_current_wal_lsn() across the run; nothing else should write to the server meanwhile).
+
+    .venv/bin/python benchmarks/soak.py -n 1000000           # ~5 minutes here
+    .venv/bin/python benchmarks/soak.py -n 100000 --src /tmp/before/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+_argv = sys.argv[1:]
+if "--src" in _argv:  # another checkout's code, e.g. before a change
+    sys.path.insert(0, str(Path(_argv[_argv.index("--src") + 1]).resolve()))
+
+import asyncpg  # noqa: E402
+
+from conveyor.config import Settings  # noqa: E402
+from conveyor.domain.job import NewJob  # noqa: E402
+from conveyor.runtime.logs import configure_logging  # noqa: E402
+from conveyor.store import open_store  # noqa: E402
+from conveyor.worker import Registry, Worker  # noqa: E402
+
+TABLES = ("jobs", "job_events")
+
+
+async def table_stats(conn: asyncpg.Connection, schema: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_dead_tup,"
+        " pg_total_relation_size(relid) AS bytes"
+        " FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = ANY($2::text[])",
+        schema,
+        list(TABLES),
+    )
+    out: dict[str, int] = {}
+    for r in rows:
+        for key in ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_dead_tup", "bytes"):
+            out[f"{r['relname']}.{key}"] = r[key]
+    return out
+
+
+async def wal_lsn(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
+
+
+async def run(dsn: str, n: int, concurrency: int, window: int) -> None:
+    schema = f"soak_{uuid.uuid4().hex[:8]}"
+    url = f"{dsn}?schema={schema}"
+    admin = await asyncpg.connect(dsn)
+    store = open_store(url)
+    await store.connect()
+    await store.migrate()
+    try:
+        wal0 = await wal_lsn(admin)
+        t0 = time.perf_counter()
+        for start in range(0, n, 1000):
+            await store.enqueue_many(
+                [NewJob(type="soak.noop", queue="soak") for _ in range(min(1000, n - start))]
+            )
+        enq = time.perf_counter() - t0
+        wal1 = await wal_lsn(admin)
+        print(f"jobs {n:,}  concurrency {concurrency}  schema {schema}")
+        print(f"enqueue: {n / enq:,.0f} jobs/s, WAL {(wal1 - wal0) / n:,.0f} bytes/job")
+
+        stamps: list[float] = []
+        all_ran = asyncio.Event()
+        registry = Registry()
+
+        async def noop(payload: dict[str, object]) -> None:
+            stamps.append(time.perf_counter())
+            if len(stamps) >= n:
+                all_ran.set()
+
+        registry.register("soak.noop", noop, queue="soak")
+        settings = Settings(poll_interval=0.5, heartbeat_interval=5.0)
+        worker = Worker(
+            store, registry, queues=["soak"], concurrency=concurrency, settings=settings
+        )
+        t1 = time.perf_counter()
+        task = asyncio.create_task(worker.run())
+        await all_ran.wait()
+        worker.stop()  # flushes the last outcomes
+        await task
+        drained = time.perf_counter() - t1
+        wal2 = await wal_lsn(admin)
+
+        def rate(lo: int, hi: int) -> float:
+            return (hi - lo) / (stamps[hi - 1] - stamps[lo]) if hi - 1 > lo else float("nan")
+
+        print(f"drain: {n / drained:,.0f} jobs/s, WAL {(wal2 - wal1) / n:,.0f} bytes/job")
+        for lo in range(0, n, window):
+            hi = min(n, lo + window)
+            print(f"  jobs {lo:>9,}-{hi:<9,} {rate(lo, hi):>9,.0f} jobs/s")
+        k = min(10_000, n // 2)
+        first, last = rate(0, k), rate(n - k, n)
+        change = last / first - 1
+        print(f"first {k:,}: {first:,.0f} jobs/s  last {k:,}: {last:,.0f} jobs/s  ({change:+.0%})")
+        print(f"WAL total {(wal2 - wal0) / n:,.0f} bytes/job (enqueue + drain)")
+        await store.close()  # its backends flush their table statistics as they exit
+        stats: dict[str, int] = {}
+        for _ in range(50):  # exits are asynchronous: wait for the counts to settle
+            stats = await table_stats(admin, schema)
+            if stats.get("jobs.n_tup_ins", 0) >= n:
+                break
+            await asyncio.sleep(0.1)
+        for table in TABLES:
+            print(
+                f"{table}: {stats.get(f'{table}.bytes', 0) / n:,.0f} bytes/job (table + indexes), "
+                f"inserts {stats.get(f'{table}.n_tup_ins', 0) / n:.2f}/job, "
+                f"updates {stats.get(f'{table}.n_tup_upd', 0) / n:.2f}/job "
+                f"(HOT {stats.get(f'{table}.n_tup_hot_upd', 0) / n:.2f}), "
+                f"dead tuples {stats.get(f'{table}.n_dead_tup', 0) / n:.2f}/job"
+            )
+    finally:
+        await store.close()
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", "--jobs", type=int, default=1_000_000)
+    ap.add_argument("-c", "--concurrency", type=int, default=200)
+    ap.add_argument("--window", type=int, default=100_000)
+    ap.add_argument("--dsn", default=os.environ.get("SOAK_DSN", "postgresql://127.0.0.1/test"))
+    ap.add_argument("--src", help="import Conveyor from this src/ folder (another checkout)")
+    a = ap.parse_args()
+    configure_logging("WARNING", "json")
+    asyncio.run(run(a.dsn, a.jobs, a.concurrency, min(a.window, a.jobs)))
+
+
+if __name__ == "__main__":
+    main()
