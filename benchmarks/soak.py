@@ -56,7 +56,7 @@ async def wal_lsn(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
 
 
-async def run(dsn: str, n: int, concurrency: int, window: int) -> None:
+async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> None:
     schema = f"soak_{uuid.uuid4().hex[:8]}"
     url = f"{dsn}?schema={schema}"
     admin = await asyncpg.connect(dsn)
@@ -126,7 +126,8 @@ async def run(dsn: str, n: int, concurrency: int, window: int) -> None:
             )
     finally:
         await store.close()
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if not keep:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
 
 
@@ -136,10 +137,11 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=200)
     ap.add_argument("--window", type=int, default=100_000)
     ap.add_argument("--dsn", default=os.environ.get("SOAK_DSN", "postgresql://127.0.0.1/test"))
+    ap.add_argument("--keep", action="store_true", help="keep the schema, to inspect it")
     ap.add_argument("--src", help="import Conveyor from this src/ folder (another checkout)")
     a = ap.parse_args()
     configure_logging("WARNING", "json")
-    asyncio.run(run(a.dsn, a.jobs, a.concurrency, min(a.window, a.jobs)))
+    asyncio.run(run(a.dsn, a.jobs, a.concurrency, min(a.window, a.jobs), a.keep))
 
 
 if __name__ == "__main__":
