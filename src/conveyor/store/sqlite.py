@@ -19,19 +19,31 @@ Design choices, and why:
 * Batches travel as one JSON parameter read with json_each(), so a batch of any size is one
   statement with one cached plan, instead of a statement per job or an IN list per size.
 * "now" is the process clock; with several processes on one host that is the same clock.
+* Wake-ups without polling: a commit that makes jobs ready wakes this process's waiters
+  directly, and other processes' through one datagram each to the Unix sockets they bind in
+  `<file>-wake/` (see "wake-ups" below). A waiting worker costs no CPU; a wake takes well
+  under a millisecond. The poll interval stays as the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
+import hashlib
+import logging
+import os
 import random
+import secrets
+import socket
 import sqlite3
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,6 +89,8 @@ Row = tuple[Any, ...]
 
 # Every query of this driver, by name (store/sql/sqlite/*.sql).
 Q = sql.load("sqlite")
+
+log = logging.getLogger(__name__)
 
 BUSY_RETRIES = 5
 # Jobs deleted per prune_finished transaction (see Q.prune_finished).
@@ -340,31 +354,116 @@ class _MigrationTarget:
 
 
 # --------------------------------------------------------------------------------------
-# in-process wake-ups
+# wake-ups: in this process, and from other processes on the same file
 # --------------------------------------------------------------------------------------
+#
+# Every store that claims or waits on a file is a listener of that file's channel (one per
+# database file in this process, however many store objects are open on it). A commit that
+# made jobs ready (_wake) offers the queues to every listener here, then sends one datagram
+# naming them to every other process's wake socket in the file's wake directory. Each process
+# that listens binds one socket there, read by a daemon thread that offers what it receives
+# to the listeners the same way. A listener with no waiter on a woken queue latches it, so a
+# wake that lands while its worker is mid-claim ends the next wait at once; a claim forgets
+# what was latched before it looked. Whatever goes wrong (no AF_UNIX, a full socket buffer, a
+# directory it may not write), waits still end at their timeout, the poll interval.
+
+# The wake directory beside the database file, as SQLite's own -wal and -shm files are.
+WAKE_DIR_SUFFIX = "-wake"
+_SOCKET_SUFFIX = ".sock"
+# AF_UNIX socket paths: 108 bytes on Linux, 104 on macOS, the terminating NUL included.
+_MAX_SOCKET_PATH = 100
+_SOCKET_NAME_LEN = 24  # "<pid>-<8 hex>.sock", at most
+# A wake naming more queues than this says "any queue" (an empty datagram) instead.
+_MAX_WAKE_BYTES = 4096
+# After failing to bind a wake socket, poll for this long before trying again.
+_RECEIVER_RETRY_SECONDS = 30.0
 
 
 @dataclass(eq=False, slots=True)
 class _Waiter:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[None]
-    queues: frozenset[str]
+    queues: frozenset[str]  # empty: any queue
+
+
+@dataclass(eq=False, slots=True)
+class _Listener:
+    """One store's wake-ups: its waiters, and the queues woken while none of them waited on
+    them. Touched under _LOCK only (the receiver thread delivers too)."""
+
+    waiters: set[_Waiter] = field(default_factory=set)
+    missed: set[str] = field(default_factory=set)
+    missed_any: bool = False
+
+    def offer(self, ready: frozenset[str] | None) -> None:
+        """`ready` None: jobs may be ready in any queue."""
+        covered: set[str] = set()
+        woke_any = False
+        for w in self.waiters:
+            if ready is None or not w.queues or w.queues & ready:
+                _notify(w)
+                if not w.queues:
+                    woke_any = True
+                covered |= w.queues
+        if woke_any:
+            return
+        if ready is None:
+            self.missed_any = True
+        else:
+            self.missed |= ready - covered
+
+    def take_missed(self, wanted: frozenset[str]) -> bool:
+        """Was a wake on `wanted` latched? Forgets it."""
+        if self.missed_any:
+            self.missed_any = False
+            self.missed.clear()
+            return True
+        hit = self.missed & wanted if wanted else self.missed
+        if not hit:
+            return False
+        self.missed -= hit
+        return True
+
+
+@dataclass(eq=False, slots=True)
+class _Channel:
+    """This process's end of one database file's wake-ups."""
+
+    listeners: set[_Listener] = field(default_factory=set)
+    receiver: _Receiver | None = None
+    retry_receiver_at: float = 0.0
 
 
 # Keyed by database file, not by store object: in `conveyor dev` the API and the worker may
 # hold different SQLiteStore objects on the same file, and an enqueue through either should
 # wake the worker. Futures (not one asyncio.Event) because waiters can live on other loops.
-_WAITERS: dict[str, set[_Waiter]] = {}
+_CHANNELS: dict[str, _Channel] = {}
+_LOCK = threading.Lock()
+_SENDER: socket.socket | None = None
+_UNHEARD: set[str] = set()  # files we could not bind a wake socket for (warned once)
 
 
 def _wake(key: str, queues: Iterable[str]) -> None:
-    waiters = _WAITERS.get(key)
-    if not waiters:
-        return
-    ready = set(queues)
-    for w in list(waiters):
-        if w.queues & ready:
-            _notify(w)
+    """After a commit that made jobs ready in `queues`: wake this process's waiters at once,
+    and every other process listening on the same file."""
+    ready = frozenset(queues)
+    own = None
+    with _LOCK:
+        channel = _CHANNELS.get(key)
+        if channel is not None:
+            for listener in channel.listeners:
+                listener.offer(ready)
+            if channel.receiver is not None:
+                own = channel.receiver.name
+    _broadcast(key, ready, own)
+
+
+def _deliver(key: str, ready: frozenset[str] | None) -> None:
+    with _LOCK:
+        channel = _CHANNELS.get(key)
+        if channel is not None:
+            for listener in channel.listeners:
+                listener.offer(ready)
 
 
 def _notify(w: _Waiter) -> None:
@@ -376,6 +475,188 @@ def _notify(w: _Waiter) -> None:
 def _resolve(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+@functools.lru_cache(maxsize=64)
+def _wake_dir(key: str) -> str:
+    """Where the wake sockets of database file `key` live: beside it, or, when that path is
+    too long for a socket address, in the temporary directory under a name made from it."""
+    beside = key + WAKE_DIR_SUFFIX
+    if len(os.fsencode(beside)) + 1 + _SOCKET_NAME_LEN <= _MAX_SOCKET_PATH:
+        return beside
+    digest = hashlib.sha256(os.fsencode(key)).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"conveyor-wake-{digest}")
+
+
+def _wake_payload(ready: frozenset[str]) -> bytes:
+    text = "\n".join(sorted(ready))
+    data = text.encode()
+    if len(data) > _MAX_WAKE_BYTES or any("\n" in q for q in ready):
+        return b""  # any queue
+    return data
+
+
+def _parse_wake(data: bytes) -> frozenset[str] | None:
+    """A datagram's queues; None (any queue) when it names none or cannot be read."""
+    if len(data) > _MAX_WAKE_BYTES:
+        return None  # not one of ours, and perhaps cut short
+    try:
+        names = frozenset(q for q in data.decode().split("\n") if q)
+    except UnicodeDecodeError:
+        return None
+    return names or None
+
+
+def _sender() -> socket.socket:
+    global _SENDER
+    if _SENDER is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.setblocking(False)  # a full receiver never stalls a commit's caller
+        _SENDER = sock
+    return _SENDER
+
+
+def _broadcast(key: str, ready: frozenset[str], own: str | None) -> None:
+    """One datagram to every other process's wake socket for `key`: a directory read and a
+    send per listening process, a few microseconds each."""
+    if not hasattr(socket, "AF_UNIX"):
+        return
+    directory = _wake_dir(key)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return  # nobody ever listened on this file from another process
+    payload = _wake_payload(ready)
+    for name in names:
+        if name == own or not name.endswith(_SOCKET_SUFFIX):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            _sender().sendto(payload, path)
+        except ConnectionRefusedError:
+            # Nothing is bound there: its process died without closing its store.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        except OSError:
+            # Its buffer is full (so it has wakes to read already), it just went away, or we
+            # may not write to it: its poll is the fallback.
+            pass
+
+
+class _Receiver:
+    """This process's wake socket for one database file, read by a daemon thread."""
+
+    def __init__(self, key: str) -> None:
+        directory = _wake_dir(key)
+        os.makedirs(directory, exist_ok=True)
+        self.key = key
+        self.name = f"{os.getpid()}-{secrets.token_hex(4)}{_SOCKET_SUFFIX}"
+        self.path = os.path.join(directory, self.name)
+        self.pid = os.getpid()
+        self.closing = False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.bind(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.thread = threading.Thread(target=self._run, name="conveyor-sqlite-wake", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    data = self.sock.recv(_MAX_WAKE_BYTES + 1)
+                except OSError as exc:
+                    if not self.closing:
+                        log.warning("SQLite wake socket failed, polling instead: %s", exc)
+                    return
+                if self.closing:
+                    return
+                _deliver(self.key, _parse_wake(data))
+        finally:
+            self.sock.close()
+
+    def stop(self) -> None:
+        """Unblock the thread (it closes the socket) and remove the socket's file."""
+        self.closing = True
+        # A full buffer refuses this datagram, but then the thread has one to read anyway.
+        with contextlib.suppress(OSError):
+            _sender().sendto(b"", self.path)
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _listen(key: str, listener: _Listener | None, forget: Iterable[str] = ()) -> _Listener:
+    """`listener` (a new one if None) registered on `key`'s channel, with this process's wake
+    socket bound, and the latched wakes of `forget` dropped. Cheap when both already are: every
+    claim calls it."""
+    with _LOCK:
+        channel = _CHANNELS.get(key)
+        if channel is None:
+            channel = _CHANNELS[key] = _Channel()
+        if listener is None:
+            listener = _Listener()
+        channel.listeners.add(listener)
+        listener.missed.difference_update(forget)
+        if channel.receiver is None and time.monotonic() >= channel.retry_receiver_at:
+            try:
+                channel.receiver = _Receiver(key)
+            except (OSError, AttributeError) as exc:  # AttributeError: no socket.AF_UNIX
+                channel.retry_receiver_at = time.monotonic() + _RECEIVER_RETRY_SECONDS
+                if key not in _UNHEARD:
+                    _UNHEARD.add(key)
+                    log.warning(
+                        "no wake socket for SQLite file %s, so jobs from other processes wait "
+                        "for the poll interval: %s",
+                        key,
+                        exc,
+                    )
+        return listener
+
+
+def _unlisten(key: str, listener: _Listener) -> None:
+    with _LOCK:
+        channel = _CHANNELS.get(key)
+        if channel is None:
+            return
+        channel.listeners.discard(listener)
+        for w in listener.waiters:
+            _notify(w)
+        listener.waiters.clear()
+        if not channel.listeners:
+            del _CHANNELS[key]
+            if channel.receiver is not None:
+                channel.receiver.stop()
+
+
+def _stop_receivers() -> None:
+    with _LOCK:
+        for channel in _CHANNELS.values():
+            if channel.receiver is not None and channel.receiver.pid == os.getpid():
+                channel.receiver.stop()
+                channel.receiver = None
+
+
+def _after_fork_in_child() -> None:
+    # The child has the parent's sockets but none of its threads: forget them (without
+    # removing the parent's socket files); the child's first claim or wait binds its own.
+    global _LOCK, _SENDER
+    _LOCK = threading.Lock()
+    if _SENDER is not None:
+        _SENDER.close()
+        _SENDER = None
+    for channel in _CHANNELS.values():
+        if channel.receiver is not None:
+            channel.receiver.sock.close()
+    _CHANNELS.clear()
+
+
+atexit.register(_stop_receivers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --------------------------------------------------------------------------------------
@@ -395,6 +676,8 @@ class SQLiteStore:
         self._wlock = asyncio.Lock()
         self._rlock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
+        # Set by the first claim or wait: this store's wake-ups (see _Listener).
+        self._listener: _Listener | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -435,6 +718,9 @@ class SQLiteStore:
         return conn
 
     async def close(self) -> None:
+        if self._listener is not None:
+            _unlisten(self._key, self._listener)
+            self._listener = None
         async with self._connect_lock:
             writer, reader = self._writer, self._reader
             self._writer = self._reader = None
@@ -592,6 +878,9 @@ class SQLiteStore:
         wanted = list(dict.fromkeys(queues))
         if limit <= 0 or not wanted:
             return []
+        # Before looking: wakes latched until now are answered by this claim, and from now on
+        # this process hears other processes' commits (the first claim binds its socket).
+        self._listener = _listen(self._key, self._listener, forget=wanted)
         wanted_json = _dumps(wanted)
         if not await self._read(Q.any_queued, (wanted_json,)):
             return []
@@ -755,14 +1044,22 @@ class SQLiteStore:
         return moved
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """Woken by commits that made jobs ready in `queues`, from this process (at once) or
+        another one (by its datagram); returns at once if such a wake came since the last claim
+        or wait. Else after `timeout`, the polling fallback."""
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop, loop.create_future(), frozenset(queues))
-        waiters = _WAITERS.setdefault(self._key, set())
-        waiters.add(waiter)
+        wanted = frozenset(queues)
+        listener = self._listener = _listen(self._key, self._listener)
+        waiter = _Waiter(loop, loop.create_future(), wanted)
+        with _LOCK:
+            if listener.take_missed(wanted):
+                return
+            listener.waiters.add(waiter)
         try:
             await asyncio.wait((waiter.future,), timeout=max(0.0, timeout))
         finally:
-            waiters.discard(waiter)
+            with _LOCK:
+                listener.waiters.discard(waiter)
             if not waiter.future.done():
                 waiter.future.cancel()
 
