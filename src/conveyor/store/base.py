@@ -120,7 +120,8 @@ class Store(Protocol):
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
         """Return when jobs may have become ready in one of `queues` (PostgreSQL: LISTEN/NOTIFY;
-        SQLite: in-process signal from enqueue, else just the timeout), or after `timeout`."""
+        SQLite: an in-process signal, and a datagram on the wake sockets beside the database file
+        from other processes; polling at `timeout` stays the fallback), or after `timeout`."""
 
     # -- operator actions --------------------------------------------------------------
     async def cancel(self, job_id: uuid.UUID, reason: str = "cancelled") -> Job:
