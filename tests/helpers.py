@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from conveyor.domain.job import Job, JobStatus, NewJob
 from conveyor.domain.records import Completion, Failure
@@ -121,3 +123,102 @@ async def counts(store: Store, queue: str = "default") -> dict[JobStatus, int]:
 
 def transitions(events: Sequence[Any]) -> list[tuple[JobStatus | None, JobStatus]]:
     return [(e.from_status, e.to_status) for e in events]
+
+
+class TcpProxy:
+    """A loopback TCP forwarder to `host:port`: a database server a test can take away
+    (`stop()` closes the listener and every forwarded connection, as a server crash would)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for w in list(self._writers):
+            w.transport.abort()
+        self._writers.clear()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+def via_proxy(url: str, proxy_port: int) -> str:
+    """A PostgreSQL URL with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0] + "@" if len(netloc) == 2 else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy_port}"))
+
+
+@contextlib.asynccontextmanager
+async def store_to_take_down(url: str) -> AsyncIterator[tuple[Store, Callable[[], Awaitable[str]]]]:
+    """A connected, migrated store on `url`, and `take_down()`: the database goes away under
+    it for good, and it returns what the store then says when called (the detail a caller
+    must not be shown). PostgreSQL is reached through a TcpProxy, which take_down() stops;
+    SQLite reopens its file on the next call, so a directory takes the file's place (a chmod
+    would not stop a test that runs as root)."""
+    from conveyor.domain.errors import StoreUnavailable
+    from conveyor.store import open_store
+    from conveyor.store.sqlite import SQLiteStore
+
+    proxy: TcpProxy | None = None
+    if url.startswith("postgres"):
+        parts = urlsplit(url)
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        url = via_proxy(url, await proxy.start())
+    store = open_store(url)
+    await store.connect()
+
+    async def take_down() -> str:
+        if proxy is not None:
+            await proxy.stop()
+        else:
+            assert isinstance(store, SQLiteStore)
+            await store.close()
+            db = store.path.expanduser()
+            for suffix in ("", "-wal", "-shm"):
+                part = db.with_name(db.name + suffix)
+                if part.exists():
+                    part.rename(part.with_name(part.name + ".gone"))
+            db.mkdir()
+        try:
+            await store.list_queue_settings()
+        except StoreUnavailable as exc:
+            return exc.message
+        raise AssertionError("the store still answers after take_down()")
+
+    try:
+        await store.migrate()
+        yield store, take_down
+    finally:
+        await store.close()
+        if proxy is not None:
+            await proxy.stop()

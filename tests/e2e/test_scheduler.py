@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from conveyor import App
 from conveyor.domain.records import JobFilter, Schedule
-from conveyor.scheduler.scheduler import Scheduler
+from conveyor.scheduler.scheduler import Scheduler, TickReport
 from conveyor.store import open_store
 from tests.e2e.conftest import fast_settings
 from tests.helpers import wait_until
@@ -93,3 +94,48 @@ async def test_trigger_runs_a_schedule_now(app: App) -> None:
     job = await app.service.trigger_schedule("manual")
     assert job.type == "tick" and job.payload == {"a": 1}
     assert "schedule:manual" in job.tags
+
+
+async def test_a_per_second_schedule_fires_every_second_without_a_gap(sqlite_url: str) -> None:
+    """Issue 19: a healthy scheduler skipped a tick (fired :09, :10, :12). It slept a fixed
+    interval after each tick and drifted past a fire time; it now wakes at the next fire time.
+    Its interval here is longer than the schedule's period, so a fixed sleep would skip
+    about every other second."""
+    app = App(settings=fast_settings(sqlite_url))
+    await app.open(migrate=True)
+    scheduler = Scheduler(app.store, fast_settings(sqlite_url, scheduler_tick=2.5))
+    task = None
+    try:
+        await app.service.put_schedule(
+            Schedule(name="per-second", cron="*/1 * * * * *", timezone="UTC", type="tick")
+        )
+        task = asyncio.create_task(scheduler.run())
+        await wait_until(lambda: _at_least(app, "per-second", 5), timeout=15, message="five fires")
+    finally:
+        scheduler.stop()
+        if task is not None:
+            await task
+        jobs = await _schedule_jobs(app, "per-second")
+        await app.close()
+    prefix = "schedule:per-second:"
+    keys = [j.unique_key for j in jobs]  # type: ignore[attr-defined]
+    assert len(keys) == len(set(keys)), f"a tick fired twice: {sorted(keys)}"
+    fired = sorted(datetime.fromisoformat(k.removeprefix(prefix)) for k in keys)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(fired)]
+    assert gaps and all(g == 1.0 for g in gaps), f"fired at {[f.isoformat() for f in fired]}"
+
+
+async def _at_least(app: App, name: str, n: int) -> bool:
+    return len(await _schedule_jobs(app, name)) >= n
+
+
+def test_the_scheduler_sleeps_until_the_next_fire_time_within_its_interval() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, 300_000, tzinfo=UTC)
+    scheduler = Scheduler(open_store("sqlite:///unused.db"), clock=lambda: now)
+    interval = scheduler.settings.scheduler_tick
+    soon = TickReport(next_fire=now + timedelta(seconds=0.7))
+    assert 0.7 < scheduler.sleep_after(soon) < 0.75
+    assert scheduler.sleep_after(TickReport(next_fire=now + timedelta(hours=1))) == interval
+    assert scheduler.sleep_after(TickReport()) == interval  # no schedule, or not the leader
+    late = TickReport(next_fire=now - timedelta(seconds=3))
+    assert 0 < scheduler.sleep_after(late) < 0.05

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import orjson
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
@@ -145,3 +147,36 @@ async def test_outcomes_with_a_stale_lease_are_not_applied(rig: Rig) -> None:
     assert list((await stub.Complete(wpb.CompleteRequest(completions=[stale]))).applied) == []
     fresh = wpb.Completion(job_id=job.id, lease_token=token, result_json=b"1")
     assert list((await stub.Complete(wpb.CompleteRequest(completions=[fresh]))).applied) == [job.id]
+
+
+def _at(when: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(when)
+    return t
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (ok_spec(payload_json=b'{"x": "a\\u0000b"}'), "payload"),
+        (ok_spec(payload_json=b'{"a\\u0000": 1}'), "payload"),
+        (ok_spec(unique_key="k\u0000"), "unique_key"),
+        (ok_spec(payload_json=b'{"x": 1, "x": 2}'), "payload"),
+        (ok_spec(payload_json=b'{"x": {"y": "\\"", "y": 2}}'), "payload"),
+        (ok_spec(payload_json=b"\xef\xbb\xbf{}"), "payload"),
+        (ok_spec(payload_json='{"x": 1}'.encode("utf-16")), "payload"),
+        (ok_spec(run_at=_at(datetime(9999, 12, 31, tzinfo=UTC))), "run_at"),
+        (ok_spec(run_at=_at(datetime(1, 1, 1, tzinfo=UTC))), "run_at"),
+    ],
+)
+async def test_nul_ambiguous_json_and_far_run_at_are_invalid_argument(
+    rig: Rig, spec: pb.JobSpec, field: str
+) -> None:
+    """Issue 19 over gRPC: the same refusals as HTTP, through the same service path."""
+    before = await snapshot(rig.store)
+    meta = await refused(rig.jobs().SubmitJob(pb.SubmitJobRequest(job=spec)))
+    assert meta["conveyor-code"] == "invalid_input"
+    assert meta["conveyor-field"] == field
+    meta = await refused(rig.jobs().SubmitJobs(pb.SubmitJobsRequest(jobs=[ok_spec(), spec])))
+    assert meta["conveyor-field"] == f"jobs[1].{field}"
+    assert await snapshot(rig.store) == before

@@ -20,7 +20,11 @@ from conveyor.domain.errors import (
 from conveyor.domain.records import QueueSettings
 from conveyor.grpc.errors import from_rpc_error, status_of
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
-from tests.grpc.conftest import Rig
+from conveyor.grpc.gen.conveyor.v1 import jobs_pb2_grpc
+from conveyor.grpc.server import GrpcServer, grpc_auth
+from conveyor.service.jobs import JobService
+from tests.grpc.conftest import Rig, grpc_settings
+from tests.helpers import store_to_take_down
 
 C = grpc.StatusCode
 
@@ -40,7 +44,9 @@ C = grpc.StatusCode
 )
 def test_domain_errors_map_to_status_codes(exc: ConveyorError, code: grpc.StatusCode) -> None:
     got, message, trailers = status_of(exc)
-    assert got == code and message == exc.message
+    # A store outage's message may carry driver internals: the caller gets a plain sentence.
+    told = exc.public_message if isinstance(exc, StoreUnavailable) else exc.message
+    assert got == code and message == told
     assert ("conveyor-code", exc.code) in trailers
 
 
@@ -72,3 +78,35 @@ async def test_client_side_errors_keep_their_type_and_field(rig: Rig) -> None:
         await rig.jobs().GetJob(pb.GetJobRequest(id="nope"))
     back = from_rpc_error(err.value)
     assert isinstance(back, InvalidInput) and back.field == "id"
+
+
+async def test_store_outage_is_unavailable_with_a_plain_message_and_retry_after(
+    store_url: str,
+) -> None:
+    async with store_to_take_down(store_url) as (store, take_down):
+        settings = grpc_settings(store_url)
+        auth, limiter = grpc_auth(store, settings)
+        server = GrpcServer(JobService(store, settings), auth=auth, limiter=limiter, port=0)
+        port = await server.start()
+        try:
+            async with aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = jobs_pb2_grpc.JobServiceStub(channel)
+                spec = pb.JobSpec(type="t.x")
+                await stub.SubmitJob(pb.SubmitJobRequest(job=spec))
+                detail = await take_down()
+                for call in (
+                    stub.SubmitJob(pb.SubmitJobRequest(job=spec)),
+                    stub.ListJobs(pb.ListJobsRequest()),
+                ):
+                    with pytest.raises(aio.AioRpcError) as err:
+                        await call
+                    assert err.value.code() == C.UNAVAILABLE
+                    assert err.value.details() == StoreUnavailable.public_message
+                    assert detail not in (err.value.details() or "")
+                    trailers = dict(err.value.trailing_metadata() or ())
+                    assert trailers["conveyor-code"] == "store_unavailable"
+                    assert 1 <= int(trailers["retry-after"]) <= 2
+                    back = from_rpc_error(err.value)
+                    assert isinstance(back, StoreUnavailable) and back.retry_after >= 1
+        finally:
+            await server.stop(0)

@@ -6,6 +6,7 @@ shipped; `title` and `detail` are for people.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -69,6 +70,11 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
+# Every 503 tells the caller when to try again (RFC 9110 §10.2.3); most outages we answer 503
+# for (a store restarting, a pool exhausted) last seconds.
+RETRY_AFTER_503 = "1"
+
+
 def problem(
     status: int,
     code: str,
@@ -89,6 +95,8 @@ def problem(
     }
     if errors:
         body["errors"] = list(errors)
+    if status == 503 and not (headers and "Retry-After" in headers):
+        headers = {**(headers or {}), "Retry-After": RETRY_AFTER_503}
     return Response(
         orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
@@ -101,13 +109,17 @@ def domain_problem(exc: ConveyorError) -> Response:
             break
     else:
         status, title = 500, "Internal error"
-    return problem(
-        status, exc.code, title, exc.message, field=exc.field, headers=problem_headers(exc)
-    )
+    detail = exc.message
+    if isinstance(exc, StoreUnavailable):
+        # The message may name driver internals ("InternalClientError: cannot switch to
+        # state 12..."): the log keeps it, the caller gets a plain sentence and Retry-After.
+        log.warning("store unavailable", error=exc.message)
+        detail = exc.public_message
+    return problem(status, exc.code, title, detail, field=exc.field, headers=problem_headers(exc))
 
 
 def problem_headers(exc: ConveyorError) -> dict[str, str] | None:
-    """Retry-After for anything retryable (full queue, rate limit, limiter down), a bearer
+    """Retry-After for anything retryable (full queue, rate limit, limiter or store down), a bearer
     challenge on 401 (RFC 6750), and RateLimit-* on a rate-limit refusal."""
     headers: dict[str, str] = {}
     retry_after = getattr(exc, "retry_after", None)
@@ -184,9 +196,22 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+_LOGGED = "_conveyor_logged"
+
+
+def log_crash(path: str, exc: BaseException) -> None:
+    """Log a bug with its traceback, once per exception: FastAPI's error handler logs it and
+    Starlette re-raises it to the front gate, which must not log it again."""
+    if getattr(exc, _LOGGED, False):
+        return
+    log.error("unhandled error", path=path, exc_info=exc)
+    with contextlib.suppress(AttributeError, TypeError):  # an exception type without a __dict__
+        setattr(exc, _LOGGED, True)
+
+
 def crash_problem(path: str, exc: BaseException) -> Response:
     """A bug: logged with its traceback for operators, and a plain 500 problem for the caller."""
-    log.error("unhandled error", path=path, exc_info=exc)
+    log_crash(path, exc)
     return problem(500, "internal_error", "Internal error", "an unexpected error occurred")
 
 

@@ -4,7 +4,7 @@ FastAPI's own stack (see ConveyorAPI).
 In order: time it and count it (HTTP metrics), add the security headers to whatever answers,
 authenticate the caller and apply its rate limit before any body is read, read the body
 within its size limit and refuse non-JSON bodies, then hand the request on. A bug anywhere
-below that escapes unanswered becomes a logged 500 problem, never a bare text error.
+below that escapes becomes a 500 problem, never a bare text error, and is logged once.
 
 These were four middlewares; each layer wrapped `send` again and re-scanned the headers, and
 on the submit path the stack cost more than the insert. Each concern's logic stays in its own
@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.auth import EXEMPT_PATHS, PRINCIPAL_KEY, authenticate_and_limit
-from conveyor.api.errors import crash_problem, domain_problem
+from conveyor.api.errors import crash_problem, domain_problem, log_crash
 from conveyor.api.headers import Header, security_headers
 from conveyor.api.limits import BODY_METHODS, BodyRefused, read_body
 from conveyor.api.observability import RequestMetrics
@@ -78,8 +78,11 @@ class Gate:
         try:
             await self._handle(scope, receive, send_with_headers, route)
         except Exception as exc:
-            if status:  # the app below answered (FastAPI sends its 500 itself) and re-raised
-                raise
+            if status:
+                # The app below answered and re-raised: FastAPI sends its 500 itself, after its
+                # error handler logged the bug. Re-raising would have the server log it again.
+                log_crash(scope["path"], exc)  # a no-op when it was logged
+                return
             await crash_problem(scope["path"], exc)(scope, receive, send_with_headers)
         finally:
             template = route.template or getattr(scope.get("route"), "path", None)

@@ -1,6 +1,7 @@
-"""Request bodies: a size limit (413) and a JSON-only content type (415), checked by the front
-gate before any route runs, so an oversized or mistyped body never reaches parsing, let alone
-the store."""
+"""Request bodies: a size limit (413), a JSON-only content type (415), and JSON text we read
+one way only (400: UTF-8 without a byte order mark, no key twice in an object), checked by the
+front gate before any route runs, so an oversized, mistyped or ambiguous body never reaches
+parsing, let alone the store."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope
 
 from conveyor.api.errors import problem
+from conveyor.domain.limits import json_text_problem
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -67,6 +69,16 @@ async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
                 field="Content-Type",
             )
         )
+    if body:
+        # Python's json (FastAPI's routes) would guess UTF-16/32 and skip a BOM, and every
+        # parser here keeps the last of duplicate keys where others keep the first or refuse.
+        reason = json_text_problem(body)
+        if reason is not None:
+            raise BodyRefused(
+                problem(
+                    400, "malformed_json", "Malformed JSON", f"request body is not JSON: {reason}"
+                )
+            )
     return body
 
 

@@ -45,7 +45,14 @@ class QueueFull(ConveyorError):
 
 
 class StoreUnavailable(ConveyorError):
+    """The store cannot answer (down, restarting, out of connections); retry shortly.
+
+    `message` says why, for the log: it may carry driver internals, so the doors tell the
+    caller `public_message` instead, with a retry hint of `retry_after` seconds."""
+
     code = "store_unavailable"
+    public_message = "the job store is unavailable; retry shortly"
+    retry_after: float = 1.0
 
 
 class AlreadyExists(ConveyorError):

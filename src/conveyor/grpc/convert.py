@@ -22,7 +22,7 @@ from conveyor.domain.job import (
     JobStatus,
     NewJob,
 )
-from conveyor.domain.limits import run_at_from
+from conveyor.domain.limits import duplicate_key, run_at_from
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
 
 STATUS_TO_PB: dict[JobStatus, pb.JobStatus.ValueType] = {
@@ -59,15 +59,26 @@ def _fallback(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def loads(raw: bytes, field: str, *, empty: Any = None) -> Any:
-    """Parse JSON text; `empty` stands for a field left unset. Refuses text that is not JSON,
-    so a malformed payload is INVALID_ARGUMENT rather than a surprise in a handler."""
+def loads(raw: bytes, field: str, *, empty: Any = None, unique_keys: bool = False) -> Any:
+    """Parse JSON text; `empty` stands for a field left unset. Refuses text that is not JSON
+    (orjson reads UTF-8 only, without a byte order mark), so a malformed payload is
+    INVALID_ARGUMENT rather than a surprise in a handler; with `unique_keys` (a caller's input),
+    also an object with a key twice, which parsers read differently (the HTTP door refuses
+    such a body too)."""
     if not raw:
         return empty
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"{field} is not valid JSON: {exc}", field=field) from None
+    if unique_keys:
+        key = duplicate_key(raw, value)
+        if key is not None:
+            raise InvalidInput(
+                f"{field} is not valid JSON: the key {key!r} appears twice in one object",
+                field=field,
+            )
+    return value
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -143,7 +154,7 @@ def spec_to_new_job(spec: pb.JobSpec, now: datetime) -> NewJob:
     )
     return NewJob(
         type=spec.type,
-        payload=loads(spec.payload_json, "payload", empty={}),
+        payload=loads(spec.payload_json, "payload", empty={}, unique_keys=True),
         queue=spec.queue or DEFAULT_QUEUE,
         priority=spec.priority,
         run_at=run_at,

@@ -8,6 +8,7 @@ with a generic message: tracebacks go to the log, never to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, NoReturn
 
@@ -86,7 +87,12 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float):
         trailers.append((RETRY_AFTER_KEY, str(max(1, math.ceil(retry_after)))))
-    message = exc.message if code is not grpc.StatusCode.INTERNAL else "internal error"
+    if code is grpc.StatusCode.INTERNAL:
+        message = "internal error"
+    elif isinstance(exc, StoreUnavailable):
+        message = exc.public_message  # exc.message may name driver internals: the log's
+    else:
+        message = exc.message
     return code, message, tuple(trailers)
 
 
@@ -95,6 +101,8 @@ async def abort(context: aio.ServicerContext[Any, Any], exc: BaseException) -> N
     code, message, trailers = status_of(exc)
     if code is grpc.StatusCode.INTERNAL:
         log.error("unhandled error in gRPC handler", exc_info=exc)
+    elif isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable", error=exc.message)
     await context.abort(code, message, trailing_metadata=trailers)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
@@ -114,4 +122,8 @@ def from_rpc_error(exc: grpc.RpcError) -> ConveyorError:
     if cls in (QueueFull, RateLimited, LimiterUnavailable):
         retry = float(trailers.get(RETRY_AFTER_KEY) or 1)
         return cls(details, retry_after=retry)
-    return cls(details, field=trailers.get(FIELD_KEY))
+    error = cls(details, field=trailers.get(FIELD_KEY))
+    if isinstance(error, StoreUnavailable):
+        with contextlib.suppress(ValueError):  # absent or garbled: the class's default stays
+            error.retry_after = float(trailers.get(RETRY_AFTER_KEY, ""))
+    return error

@@ -1,33 +1,92 @@
-"""Structured logging: JSON lines in production, readable lines in `conveyor dev`."""
+"""Structured logging: JSON lines in production, readable lines in `conveyor dev`.
+
+Every line goes through the same processors whoever logs it: Conveyor's structlog loggers, and
+the standard library's `logging` (uvicorn, asyncpg, grpc, Python warnings, conveyor.store.*),
+whose records the root handler renders with structlog's ProcessorFormatter. So in JSON mode
+each line is one JSON object (a traceback is the `exception` field of its line, not lines of
+its own), and secret redaction covers third-party messages too.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TextIO
 
 import structlog
 
 from conveyor.security.redact import redact_secrets
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (as logging.lastResort does), not to the
+    stream that was current when logging was configured."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _keep(_logger: Any, _method: str, event: Any) -> Any:
+    return event
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Configure structlog and the standard library's root logger (replacing its handlers:
+    a process entry point owns its logging)."""
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
+    # JSON: a traceback becomes the `exception` string of its event (one line once rendered);
+    # the console renderer prints exc_info itself, readably.
+    exc_info: structlog.types.Processor = (
+        structlog.processors.format_exc_info if fmt != "console" else _keep
+    )
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info if fmt != "console" else lambda _l, _m, e: e,
+            timestamper,
+            exc_info,
             redact_secrets,  # last before rendering: also covers formatted tracebacks
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line (message and newline together), like the handler below, so lines
+        # from both never interleave.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            # A record's message (with its %-args applied) becomes the event; extra= fields are
+            # left out, so nothing unredacted rides along.
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                exc_info,
+                redact_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(lvl)
+    logging.captureWarnings(True)  # warnings.warn() output: a log line like any other

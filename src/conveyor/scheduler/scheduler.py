@@ -30,6 +30,9 @@ from conveyor.store.base import Store
 log = structlog.get_logger("conveyor.scheduler")
 
 LEADERSHIP = "scheduler"
+# Wake this long after a schedule's fire time: a timer can fire a hair early, and a wake just
+# before the fire time would find nothing due.
+FIRE_SLACK = 0.01
 
 
 @dataclass(slots=True)
@@ -39,6 +42,8 @@ class TickReport:
     reaped: int = 0
     fired: list[Job] = field(default_factory=list)
     pruned: int = 0
+    # The leader's earliest next fire time of an enabled schedule, after this tick's fires.
+    next_fire: datetime | None = None
 
 
 class Scheduler:
@@ -66,18 +71,30 @@ class Scheduler:
         metrics.track_scheduler(self)
         try:
             while not self._stopping.is_set():
+                wait = self.settings.scheduler_tick
                 try:
-                    await self.tick()
+                    wait = self.sleep_after(await self.tick())
                 except Exception:
                     log.exception("scheduler tick failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.scheduler_tick)
+                    await asyncio.wait_for(self._stopping.wait(), wait)
         finally:
             metrics.untrack_scheduler(self)
             if self.is_leader:
                 with contextlib.suppress(Exception):
                     await self.store.resign(LEADERSHIP, self.holder)
             log.info("scheduler stopped", holder=self.holder)
+
+    def sleep_after(self, report: TickReport) -> float:
+        """Seconds until the next tick: the interval (promotion, reaping, leadership), or less
+        when a schedule fires sooner, so each fire time is met. A fixed sleep drifts by each
+        tick's own duration until a tick lands past the fire time after the one it fires, and
+        that one is skipped (issue 19: fired :09, :10, :12)."""
+        interval = self.settings.scheduler_tick
+        if report.next_fire is None:
+            return interval
+        due_in = (report.next_fire - self.clock()).total_seconds()
+        return min(interval, max(due_in, 0.0) + FIRE_SLACK)
 
     async def tick(self) -> TickReport:
         report = TickReport()
@@ -97,6 +114,14 @@ class Scheduler:
         if self._last_prune is None or now - self._last_prune >= timedelta(minutes=1):
             report.pruned = await self.prune(now)
             self._last_prune = now
+        report.next_fire = min(
+            (
+                s.next_run_at
+                for s in await self.store.list_schedules()
+                if s.enabled and s.next_run_at
+            ),
+            default=None,
+        )
         return report
 
     async def fire_due(self, now: datetime) -> list[Job]:

@@ -30,6 +30,7 @@ from conveyor.domain.limits import (
     check_int,
     check_json_object,
     check_name,
+    check_text,
     encode_json_object,
 )
 from conveyor.domain.records import (
@@ -124,6 +125,8 @@ class JobService:
             raise InvalidInput(
                 f"unique_key must be 1-{MAX_UNIQUE_KEY} characters", field="unique_key"
             )
+        if job.unique_key is not None:
+            check_text(job.unique_key, "unique_key")
         if not isinstance(job.tags, list) or len(job.tags) > MAX_TAGS:
             raise InvalidInput(f"tags must be a list of at most {MAX_TAGS} names", field="tags")
         for tag in job.tags:
