@@ -47,3 +47,17 @@ def test_configured_logging_redacts() -> None:
     line = json.loads(buf.getvalue().strip().splitlines()[-1])
     assert "hunter2" not in buf.getvalue() and JWT not in buf.getvalue()
     assert line["password"] == REDACTED
+
+
+def test_secrets_written_into_free_text_are_masked() -> None:
+    event = {
+        "event": "connect failed: password=hunter2 host=db",
+        "error": "could not connect to postgresql://app:s3cr3t@db:5432/jobs",
+        "detail": "api_key='top secret', token: abc123",
+    }
+    out = redact_secrets(None, "error", dict(event))
+    text = repr(out)
+    for secret in ("hunter2", "s3cr3t", "top secret", "abc123"):
+        assert secret not in text
+    assert out["event"] == "connect failed: password=[redacted] host=db"
+    assert out["error"] == "could not connect to postgresql://app:[redacted]@db:5432/jobs"

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from conveyor.domain.errors import InvalidInput
 from conveyor.domain.limits import (
     MAX_DELAY,
+    check_name,
     check_text,
     duplicate_key,
     encode_json_object,
@@ -166,3 +167,9 @@ def test_json_text_problem(raw: bytes, reason: str) -> None:
 def test_json_text_problem_passes_utf8_json_and_non_json() -> None:
     for raw in ('{"a": "\u00e9\u4e2d"}'.encode(), b"[1, 2]", b"{not json", b'"\\u0000"'):
         assert json_text_problem(raw) is None
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_name("emails\n", "queue")
+    assert refused.value.field == "queue"

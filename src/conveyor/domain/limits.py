@@ -34,7 +34,7 @@ _ESCAPED_NUL = b"\\u0000"
 
 
 def check_name(value: object, field: str) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"{field} must be 1-128 characters of letters, digits and _ . : - (got {value!r})",
             field=field,

@@ -17,12 +17,21 @@ SECRET_KEYS = re.compile(
 # Bearer credentials and anything shaped like a JWT (three base64url parts, the first "eyJ").
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# Secrets written into free text: `password=hunter2`, `token: abc` (a driver's error message, a
+# connection string in a traceback), and the password of a URL's user info.
+_ASSIGNED = re.compile(
+    r"(?i)\b(pass(?:word|wd)?|secret|token|api[_-]?key)(\s*[=:]\s*)"
+    r"('[^']*'|\"[^\"]*\"|[^\s,;&)]+)"
+)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 REDACTED = "[redacted]"
 
 
 def _clean(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
-        return _JWT.sub(REDACTED, _BEARER.sub("Bearer " + REDACTED, value))
+        value = _JWT.sub(REDACTED, _BEARER.sub("Bearer " + REDACTED, value))
+        value = _ASSIGNED.sub(lambda m: m.group(1) + m.group(2) + REDACTED, value)
+        return _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", value)
     if depth > 4:
         return value
     if isinstance(value, dict):
