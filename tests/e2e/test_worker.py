@@ -285,3 +285,33 @@ async def test_many_jobs_all_complete_exactly_once(app: App, n: int) -> None:
 async def _completed(app: App, n: int) -> bool:
     counts = (await app.store.count_by_queue_status()).get("default", {})
     return counts.get(JobStatus.COMPLETED, 0) == n
+
+
+async def test_a_nul_character_in_an_error_or_a_result_is_kept_alike_on_every_store(
+    app: App,
+) -> None:
+    """PostgreSQL keeps no NUL in text or jsonb: a handler's NUL must not sink the outcome
+    batch (and every job in it) there while SQLite keeps it."""
+
+    @app.job("nul.error", max_retries=0)
+    async def nul_error(payload: dict[str, Any]) -> None:
+        raise RuntimeError("bad\x00byte")
+
+    @app.job("nul.result", max_retries=0)
+    async def nul_result(payload: dict[str, Any]) -> dict[str, str]:
+        return {"text": "bad\x00byte"}
+
+    @app.job("fine")
+    async def fine(payload: dict[str, Any]) -> str:
+        return "ok"
+
+    failing = await app.enqueue("nul.error", {})
+    returning = await app.enqueue("nul.result", {})
+    neighbour = await app.enqueue("fine", {})
+    async with running(app.worker()):
+        dead = await until_status(app, failing.id, JobStatus.DEAD)
+        refused = await until_status(app, returning.id, JobStatus.DEAD)
+        done = await until_status(app, neighbour.id, JobStatus.COMPLETED)
+    assert "bad\\x00byte" in (dead.last_error or "")
+    assert "NUL character" in (refused.last_error or "") and refused.result is None
+    assert done.result == "ok"

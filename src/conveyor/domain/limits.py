@@ -165,6 +165,27 @@ def _find_nul(value: object, path: str) -> str | None:
     return None
 
 
+def encode_result(value: object) -> bytes:
+    """A handler's result as the store keeps it, the same on every store. Raises TypeError
+    (not JSON) or ValueError (a NUL character, which PostgreSQL cannot keep): the worker
+    reports either as the handler's failure rather than lose the whole outcome batch."""
+    encoded = orjson.dumps(value)
+    if _ESCAPED_NUL in encoded:
+        where = _find_nul(value, "result")
+        if where is not None:
+            raise ValueError(
+                f"the result contains the NUL character (\\u0000) in {where}, "
+                "which the store cannot keep"
+            )
+    return encoded
+
+
+def storable_text(text: str) -> str:
+    """Free text from a handler (an error, a traceback) as every store can keep it: a NUL
+    character is written as the four characters \\x00."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 # -- JSON text -----------------------------------------------------------------------------
 # What a door accepts as JSON text, before any parser reads it. RFC 8259 §8.1: JSON exchanged
 # between systems is UTF-8, with no byte order mark. §4: names should be unique, and parsers

@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import orjson
 import structlog
 
 from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.domain.job import Job
+from conveyor.domain.limits import encode_result, storable_text
 from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.domain.retry import NonRetryable, Retry, RetryPolicy
 from conveyor.worker.breaker import BreakerBoard, BreakerConfig
@@ -299,7 +299,7 @@ class Worker:
                 result = await self._call(definition, job, ctx)
             # A result the store cannot keep is the handler's failure; the encoding made to
             # find out is the one the store writes.
-            result_json = orjson.dumps(result)
+            result_json = encode_result(result)
         except asyncio.CancelledError:
             if breaker is not None:
                 breaker.abandon()
@@ -390,7 +390,8 @@ class Worker:
             text = summary
         else:
             retry_at, text = None, f"{summary} ({decision.reason})"
-        self._outcomes.add(Failure(job.id, job.lease_token, f"{text}\n\n{tb}", retry_at))
+        error = storable_text(f"{text}\n\n{tb}")
+        self._outcomes.add(Failure(job.id, job.lease_token, error, retry_at))
         ctx.log.warning(
             "job failed",
             error=summary,
