@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     rate_limit_anonymous: str = "20/second"  # per client IP, before login
     rate_limit_fail_open: bool = True  # Redis down: let requests through (True) or answer 503
     rate_limit_key_prefix: str = "conveyor"
-    login_max_failures: int = Field(default=5, ge=1)  # per username, within the window below
+    # Failed logins per (username, client address): after login_max_failures in a row, that
+    # address waits 1, 2, 4 ... s before its next try, at most login_lockout_seconds.
+    login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: float = Field(default=300.0, gt=0)
 
     # metrics (conveyor.metrics): queue depth and live workers are read from the store this

@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conveyor import App, JobStatus
+from conveyor.worker.executor import THREAD_MARGIN
 from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,3 +87,53 @@ async def test_sigterm_lets_running_jobs_finish(app: App, store_url: str, tmp_pa
         assert done.status == JobStatus.COMPLETED
         assert done.attempt == 1
     assert await app.store.list_workers() == []  # deregistered on the way out
+
+
+async def test_sigterm_never_hands_back_a_running_sync_job(
+    app: App, store_url: str, tmp_path: Path
+) -> None:
+    """Issue 19: a sync handler still running at the end of `--grace` is not handed back
+    (another worker would run it at the same time): the worker exits within grace + margin,
+    its lease expires with it, and only then does a second worker run the job."""
+    log = tmp_path / "runs.log"
+    log.touch()
+    job = await app.enqueue("proc.sync_slow", {"log": str(log), "seconds": 60})
+    grace = 2.0
+    first = spawn_worker(store_url, "--grace", str(grace), "--lease", "2")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        await wait_until(lambda: "start" in log.read_text(), timeout=20, message="job to start")
+        first.send_signal(signal.SIGTERM)
+        signalled = time.time()
+        second = spawn_worker(store_url, "--lease", "2")
+        await wait_until(
+            lambda: first.poll() is not None, timeout=30, interval=0.02, message="first to exit"
+        )
+        first_exit = time.time()
+        code = first.poll()
+        assert code == 0, first.stderr.read().decode() if first.stderr else ""
+        # Exits by its grace plus the thread margin (and a little for flushing and closing).
+        assert first_exit - signalled <= grace + THREAD_MARGIN + 2.5, first_exit - signalled
+
+        async def completed() -> bool:
+            return (await app.store.get_job(job.id)).status == JobStatus.COMPLETED
+
+        await wait_until(completed, timeout=30, message="the job to be retried and completed")
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
+    runs = [line.split() for line in log.read_text().splitlines()]
+    starts = [(int(pid), float(at)) for kind, pid, at, _ in runs if kind == "start"]
+    ends = {int(pid): float(at) for kind, pid, at, _ in runs if kind == "end"}
+    assert [pid for pid, _ in starts] == [first.pid, second.pid]
+    assert first.pid not in ends  # its thread was still sleeping when the process ended
+    # The second worker started the job only after the first process (and its thread) ended.
+    assert starts[1][1] > first_exit
+    done = await app.store.get_job(job.id)
+    assert done.attempt == 2  # the abandoned attempt counts, like a crash's

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conveyor import App, JobContext, JobStatus, NonRetryable, RetryPolicy
-from conveyor.worker import Worker
+from conveyor.worker import Worker, executor
 from tests.helpers import transitions, wait_until
 
 
@@ -242,6 +242,88 @@ async def test_jobs_over_the_grace_period_are_handed_back_uncharged(
     assert back.status == JobStatus.QUEUED
     assert back.attempt == 0  # the interrupted attempt is not charged
     assert back.worker_id is None
+
+
+async def test_sync_job_still_running_at_shutdown_is_not_handed_back(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: a sync handler's thread cannot be stopped, so its job must not be released
+    (another worker would run it concurrently). The worker stops waiting at grace + margin and
+    leaves the job running under its lease; `threads_running` says a thread is left."""
+    monkeypatch.setattr(executor, "THREAD_MARGIN", 0.3)
+    app.settings = app.settings.model_copy(update={"shutdown_grace": 0.2})
+    started, finish = threading.Event(), threading.Event()
+
+    @app.job("stubborn")
+    def stubborn(payload: dict[str, Any]) -> str:
+        started.set()
+        finish.wait(30)  # ignores ctx.cancelled, like most blocking code
+        return "late"
+
+    job = await app.enqueue("stubborn", {})
+    w = app.worker()
+    task = asyncio.create_task(w.run())
+    try:
+        await wait_until(started.is_set, timeout=5, message="the handler to start")
+        w.stop()
+        stopping = time.monotonic()
+        await asyncio.wait_for(task, 10)
+        assert time.monotonic() - stopping < 0.2 + 0.3 + 1.0  # grace + margin + slack
+        assert w.threads_running == 1
+        held = await app.store.get_job(job.id)
+        assert held.status == JobStatus.RUNNING  # not handed back: its lease is still held
+        assert held.worker_id == w.id and held.attempt == 1
+    finally:
+        finish.set()
+    await wait_until(lambda: w.threads_running == 0, message="the thread to end")
+
+
+async def test_immediate_stop_does_not_hand_back_a_running_sync_job(app: App) -> None:
+    started, finish = threading.Event(), threading.Event()
+
+    @app.job("stubborn")
+    def stubborn(payload: dict[str, Any]) -> None:
+        started.set()
+        finish.wait(30)
+
+    job = await app.enqueue("stubborn", {})
+    w = app.worker()
+    task = asyncio.create_task(w.run())
+    try:
+        await wait_until(started.is_set, timeout=5, message="the handler to start")
+        w.stop()
+        w.stop(immediate=True)  # the second signal
+        await asyncio.wait_for(task, 2)
+        held = await app.store.get_job(job.id)
+        assert held.status == JobStatus.RUNNING and held.worker_id == w.id
+    finally:
+        finish.set()
+    await wait_until(lambda: w.threads_running == 0, message="the thread to end")
+
+
+async def test_sync_job_ending_within_the_thread_margin_completes(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor, "THREAD_MARGIN", 3.0)
+    app.settings = app.settings.model_copy(update={"shutdown_grace": 0.2})
+    started = threading.Event()
+
+    @app.job("overrun")
+    def overrun(payload: dict[str, Any]) -> str:
+        started.set()
+        time.sleep(0.8)
+        return "finished"
+
+    job = await app.enqueue("overrun", {})
+    w = app.worker()
+    task = asyncio.create_task(w.run())
+    await wait_until(started.is_set, timeout=5, message="the handler to start")
+    w.stop()
+    await asyncio.wait_for(task, 10)
+    assert w.threads_running == 0
+    done = await app.store.get_job(job.id)
+    assert done.status == JobStatus.COMPLETED and done.result == "finished"
+    assert done.attempt == 1
 
 
 async def test_worker_claims_no_more_than_its_concurrency(app: App) -> None:

@@ -6,6 +6,7 @@ import base64
 import time
 from typing import Any
 
+import httpx
 import jwt
 import orjson
 import pytest
@@ -89,6 +90,35 @@ async def test_brute_force_locks_out_then_recovers(make_api: AppFactory) -> None
         return (await api.post("/v1/auth/login", json=login_body())).status_code == 200
 
     await wait_until(works, timeout=5, interval=0.2, message="the lock-out to end")
+
+
+async def test_failed_logins_from_one_address_do_not_lock_out_another(
+    make_api: AppFactory,
+) -> None:
+    """Issue 19: bad passwords for admin from address A must not lock admin out elsewhere.
+    A is throttled (429 + Retry-After, even with the right password); B logs in at once."""
+    app, _ = await make_api()  # the defaults: login_max_failures=5, delays capped at 300 s
+    await app.state.auth.create_user("admin", PASSWORD, Role.ADMIN)
+
+    def client(ip: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+    body = login_body(username="admin")
+    async with client("10.0.0.1") as a, client("10.0.0.2") as b:
+        for _ in range(6):
+            r = await a.post(
+                "/v1/auth/login", json=login_body(username="admin", password="guess-1")
+            )
+            assert r.status_code in (401, 429), r.text
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        at_b = await b.post("/v1/auth/login", json=body)
+        assert at_b.status_code == 200, at_b.text
+        assert "access_token" in at_b.json()
+        at_a = await a.post("/v1/auth/login", json=body)
+        assert at_a.status_code == 429, at_a.text
+        assert 1 <= int(at_a.headers["Retry-After"]) <= 300
+        assert "access_token" not in at_a.text
 
 
 async def test_refresh_of_a_disabled_user_is_401(make_api: AppFactory) -> None:

@@ -90,6 +90,32 @@ async def test_brute_force_locks_out_even_the_right_password_then_recovers(
     assert time.monotonic() - started >= 0.5
 
 
+async def test_failures_from_one_address_do_not_lock_out_another(auth: AuthService) -> None:
+    """Issue 19: the throttle is per (username, address), and its delay grows."""
+    await auth.create_user("admin", PASSWORD, Role.ADMIN)
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            await auth.login("admin", "guess", "10.0.0.1")
+    with pytest.raises(RateLimited) as throttled:
+        await auth.login("admin", PASSWORD, "10.0.0.1")
+    assert throttled.value.retry_after >= 1
+    pair = await auth.login("admin", PASSWORD, "10.0.0.2")  # another address: at once
+    assert (await auth.authenticate(pair.access_token)).name == "admin"
+    with pytest.raises(RateLimited):
+        await auth.login("ADMIN", PASSWORD, "10.0.0.1")  # usernames fold case
+
+
+async def test_unknown_user_is_throttled_like_a_known_one(auth: AuthService) -> None:
+    for name in ("ada", "nobody"):
+        if name == "ada":
+            await auth.create_user(name, PASSWORD, Role.USER, "acme")
+        for _ in range(3):
+            with pytest.raises(Unauthenticated):
+                await auth.login(name, "guess", "10.0.0.1")
+        with pytest.raises(RateLimited):
+            await auth.login(name, PASSWORD, "10.0.0.1")
+
+
 async def test_successful_login_clears_earlier_failures(auth: AuthService) -> None:
     await auth.create_user("ada", PASSWORD, Role.ADMIN)
     for _ in range(2):

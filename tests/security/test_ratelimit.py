@@ -114,3 +114,39 @@ async def test_memory_windows_forget_idle_keys_only_after_their_window(
     clock[0] += 86_400  # now every key is older than the longest window
     await windows.peek(hourly, "other")
     assert [k for k in windows._hits if "other" not in k] == []
+
+
+async def test_login_failures_delay_grows_per_username_and_address(limiter: RateLimiter) -> None:
+    """Issue 19: failures count per (username, address), the delay doubles, a success clears."""
+    free = limiter.login_free_failures
+    for _ in range(free - 1):
+        d = await limiter.login_failed("admin", "10.0.0.1")
+        assert d is not None and d.allowed
+    first = await limiter.login_failed("admin", "10.0.0.1")
+    assert first is not None and not first.allowed and 0.5 < first.reset_after <= 1.0
+    second = await limiter.login_failed("admin", "10.0.0.1")
+    assert second is not None and 1.5 < second.reset_after <= 2.0
+    gate = await limiter.login_gate("admin", "10.0.0.1")
+    assert gate is not None and not gate.allowed and gate.headers()["Retry-After"] == "2"
+    # Another address, or another username from the same address, is not held back.
+    for other in (("admin", "10.0.0.2"), ("bob", "10.0.0.1")):
+        g = await limiter.login_gate(*other)
+        assert g is not None and g.allowed, other
+    await limiter.login_succeeded("admin", "10.0.0.1")
+    g = await limiter.login_gate("admin", "10.0.0.1")
+    assert g is not None and g.allowed and g.remaining == free
+
+
+async def test_login_delay_is_capped(limiter: RateLimiter) -> None:
+    for _ in range(limiter.login_free_failures + 20):
+        d = await limiter.login_failed("admin", "10.0.0.1")
+    assert d is not None and d.reset_after <= limiter.login_max_delay
+
+
+async def test_login_throttle_redis_down_fails_open_or_closed() -> None:
+    lim = RateLimiter(Settings(redis_url=DEAD_REDIS_URL, rate_limit_fail_open=True))
+    assert await lim.login_gate("admin", "10.0.0.1") is None
+    assert await lim.login_failed("admin", "10.0.0.1") is None
+    closed = RateLimiter(Settings(redis_url=DEAD_REDIS_URL, rate_limit_fail_open=False))
+    with pytest.raises(LimiterUnavailable):
+        await closed.login_gate("admin", "10.0.0.1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -160,8 +162,11 @@ def worker(
         store_url or app.settings.store_url, shutdown_grace=grace, lease_seconds=lease
     )
     queue_list = queues.split(",") if queues else None
+    started: list[Worker] = []
 
     async def serve(w: Worker, ping: Callable[[], Awaitable[None]]) -> None:
+        started.append(w)
+
         async def live() -> str | None:
             return w.liveness()
 
@@ -201,6 +206,31 @@ def worker(
         run_async(go())
     except ConveyorError as exc:  # e.g. the server refused the token
         raise click.ClickException(exc.message) from exc
+    _exit_past_running_threads(started)
+
+
+def _exit_past_running_threads(workers: list[Worker]) -> None:
+    """End the process now if sync handler threads still run after the worker stopped.
+
+    A thread cannot be killed, and interpreter exit joins every ThreadPoolExecutor thread, so
+    the process would outlive its grace period by as long as the handler runs. By now the
+    worker has flushed its outcomes, deregistered and closed the store; the abandoned jobs
+    were not handed back (their leases expire and the reaper retries them), so ending the
+    threads with the process is the documented at-least-once path of a crash, never a second
+    concurrent run. Flush what is buffered, then skip the joins with os._exit."""
+    left = sum(w.threads_running for w in workers)
+    if not left:
+        return
+    click.echo(
+        f"conveyor worker: exiting with {left} sync handler thread(s) still running; the jobs "
+        "still held are retried once their leases expire",
+        err=True,
+    )
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 @main.command()

@@ -17,13 +17,17 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import structlog
-from limits import RateLimitItem, RateLimitItemPerSecond, parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError, LimiterUnavailable
@@ -33,6 +37,10 @@ log = structlog.get_logger("conveyor.ratelimit")
 
 REDIS_TIMEOUT = 0.5  # seconds: a slow Redis must not hold every request hostage
 _OUTAGE_LOG_EVERY = 10.0
+_STORAGE_ERRORS = (StorageError, RedisError, OSError, ConnectionError)
+
+LOGIN_FIRST_DELAY = 1.0  # seconds refused after the first failure over the free allowance
+LOGIN_FAILURE_MEMORY = 3600.0  # a (username, address) idle this long starts again from zero
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,95 @@ class RedisWindows:
         return Decision(ok, item.amount, stats.remaining, max(0.0, stats.reset_time - time.time()))
 
 
+@dataclass(slots=True)
+class LoginRecord:
+    """Consecutive failed logins of one (username, client address) and when it may try again
+    (wall-clock seconds, so servers sharing Redis agree)."""
+
+    failures: int = 0
+    blocked_until: float = 0.0
+
+
+def login_delay(failures: int, free: int, cap: float) -> float:
+    """Seconds refused after `failures` consecutive failures: none for the first `free - 1`,
+    then 1, 2, 4, ... s, at most `cap`."""
+    over = failures - free
+    if over < 0:
+        return 0.0
+    return min(cap, LOGIN_FIRST_DELAY * 2.0 ** min(over, 32))
+
+
+class LocalLoginRecords:
+    """Login failure records in process memory, forgotten after LOGIN_FAILURE_MEMORY idle."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, tuple[float, LoginRecord]] = {}
+        self._next_sweep = 0.0
+
+    async def get(self, key: str) -> LoginRecord:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + 60.0
+            stale = [
+                k for k, (seen, _) in self._records.items() if seen <= now - LOGIN_FAILURE_MEMORY
+            ]
+            for k in stale:
+                del self._records[k]
+        hit = self._records.get(key)
+        if hit is None or hit[0] <= now - LOGIN_FAILURE_MEMORY:
+            return LoginRecord()
+        return LoginRecord(hit[1].failures, hit[1].blocked_until)
+
+    async def failed(self, key: str, free: int, cap: float) -> LoginRecord:
+        now = time.time()
+        record = await self.get(key)
+        record.failures += 1
+        delay = login_delay(record.failures, free, cap)
+        if delay:
+            record.blocked_until = now + delay
+        self._records[key] = (now, record)
+        return LoginRecord(record.failures, record.blocked_until)
+
+    async def clear(self, key: str) -> None:
+        self._records.pop(key, None)
+
+
+class RedisLoginRecords:
+    """Login failure records in Redis (a hash per key), shared by every API server."""
+
+    def __init__(self, settings: Settings) -> None:
+        url = str(settings.redis_url).removeprefix("async+")
+        self._redis: Redis = Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
+        self._prefix = f"{settings.rate_limit_key_prefix}:login:"
+
+    async def get(self, key: str) -> LoginRecord:
+        # redis-py types its commands for the sync and async clients at once.
+        pending = cast(
+            "Awaitable[list[Any]]", self._redis.hmget(self._prefix + key, ["failures", "until"])
+        )
+        raw = await pending
+        return LoginRecord(int(raw[0] or 0), float(raw[1] or 0.0))
+
+    async def failed(self, key: str, free: int, cap: float) -> LoginRecord:
+        name = self._prefix + key
+        ttl = int(LOGIN_FAILURE_MEMORY * 1000)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(name, "failures", 1)
+            pipe.pexpire(name, ttl)
+            failures = int((await pipe.execute())[0])
+        until = 0.0
+        delay = login_delay(failures, free, cap)
+        if delay:
+            until = time.time() + delay
+            await cast("Awaitable[int]", self._redis.hset(name, "until", repr(until)))
+        return LoginRecord(failures, until)
+
+    async def clear(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)
+
+
 class RateLimiter:
     """Per-principal request limits by role, per-IP limits before login, and login failures."""
 
@@ -157,8 +254,12 @@ class RateLimiter:
             Role.WORKER: parse_limit(settings.rate_limit_worker, "rate_limit_worker"),
             None: parse_limit(settings.rate_limit_anonymous, "rate_limit_anonymous"),
         }
-        self.login_failures = RateLimitItemPerSecond(
-            settings.login_max_failures, max(1, math.ceil(settings.login_lockout_seconds))
+        # Failed logins are counted per (username, client address), never per account alone:
+        # a per-account lock would let anyone lock anyone out (issue 19).
+        self.login_free_failures = settings.login_max_failures
+        self.login_max_delay = float(settings.login_lockout_seconds)
+        self._logins: LocalLoginRecords | RedisLoginRecords = (
+            RedisLoginRecords(settings) if settings.redis_url else LocalLoginRecords()
         )
         self._last_outage_log = float("-inf")
 
@@ -170,7 +271,7 @@ class RateLimiter:
         """Count one request. None means "storage down, failing open": no limit applies."""
         try:
             return await self._windows.hit(item, *key)
-        except (StorageError, OSError, ConnectionError) as exc:
+        except _STORAGE_ERRORS as exc:
             self._outage(exc)
             return None
 
@@ -178,14 +279,52 @@ class RateLimiter:
         """Look without counting (is this username locked out?)."""
         try:
             return await self._windows.peek(item, *key)
-        except (StorageError, OSError, ConnectionError) as exc:
+        except _STORAGE_ERRORS as exc:
             self._outage(exc)
             return None
 
     async def clear(self, item: RateLimitItem, *key: str) -> None:
         try:
             await self._windows.clear(item, *key)
-        except (StorageError, OSError, ConnectionError) as exc:
+        except _STORAGE_ERRORS as exc:
+            self._outage(exc)
+
+    # -- failed logins, per (username, client address) ----------------------------------------
+    @staticmethod
+    def _login_key(username: str, address: str) -> str:
+        return f"{username.lower()[:128]}|{address[:64]}"
+
+    def _login_decision(self, record: LoginRecord) -> Decision:
+        wait = max(0.0, record.blocked_until - time.time())
+        free = self.login_free_failures
+        return Decision(wait <= 0, free, max(0, free - record.failures), wait)
+
+    async def login_gate(self, username: str, address: str) -> Decision | None:
+        """May this address try this username's password now? Refused while the delay set by
+        its last failure runs. None: storage down, failing open."""
+        try:
+            record = await self._logins.get(self._login_key(username, address))
+        except _STORAGE_ERRORS as exc:
+            self._outage(exc)
+            return None
+        return self._login_decision(record)
+
+    async def login_failed(self, username: str, address: str) -> Decision | None:
+        """Count one failure; after `login_max_failures` in a row the address waits 1, 2, 4 ...
+        s (at most `login_lockout_seconds`) before its next try for this username."""
+        try:
+            record = await self._logins.failed(
+                self._login_key(username, address), self.login_free_failures, self.login_max_delay
+            )
+        except _STORAGE_ERRORS as exc:
+            self._outage(exc)
+            return None
+        return self._login_decision(record)
+
+    async def login_succeeded(self, username: str, address: str) -> None:
+        try:
+            await self._logins.clear(self._login_key(username, address))
+        except _STORAGE_ERRORS as exc:
             self._outage(exc)
 
     def _outage(self, exc: BaseException) -> None:

@@ -114,16 +114,20 @@ class AuthService:
         _ = self.codec
 
     # -- logging in --------------------------------------------------------------------
-    async def login(self, username: str, password: str) -> TokenPair:
-        """Repeated failures for a username lock it out for the lock-out window, even with the
-        right password: guessing must not get faster by being lucky late."""
-        key = ("login", username.lower()[:128])
+    async def login(self, username: str, password: str, address: str = "unknown") -> TokenPair:
+        """Failures are throttled per (username, client `address`), never per account alone,
+        so nobody can lock an account out for its owner elsewhere (issue 19). After
+        `login_max_failures` in a row, that address waits 1, 2, 4 ... s (capped at
+        `login_lockout_seconds`) before its next try, even with the right password: guessing
+        must not get faster by being lucky late. A success clears the count. Known and unknown
+        usernames take the same path (one hash verification, one count)."""
+        name = username.lower()[:128]
         limiter = self.limiter
-        gate = await limiter.peek(limiter.login_failures, *key)
+        gate = await limiter.login_gate(name, address)
         if gate is not None and not gate.allowed:
-            log.warning("login locked out", username=username[:64])
+            log.warning("login throttled", username=username[:64], address=address[:64])
             raise RateLimited(
-                "too many failed logins for this account; try again later",
+                "too many failed logins for this account from this address; try again later",
                 retry_after=gate.retry_after,
                 limit=gate.limit,
                 reset_after=gate.reset_after,
@@ -131,10 +135,10 @@ class AuthService:
         user = await self.store.get_user(username) if USERNAME_RE.match(username) else None
         ok = self.hasher.verify(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled:
-            await limiter.hit(limiter.login_failures, *key)
-            log.info("login failed", username=username[:64])
+            await limiter.login_failed(name, address)
+            log.info("login failed", username=username[:64], address=address[:64])
             raise Unauthenticated("invalid username or password")
-        await limiter.clear(limiter.login_failures, *key)
+        await limiter.login_succeeded(name, address)
         if self.hasher.needs_rehash(user.password_hash):
             user.password_hash = self.hasher.hash(password)
             user = await self.store.set_user(user)

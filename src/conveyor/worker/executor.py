@@ -8,6 +8,12 @@ job) cancels the local task.
 
 Shutdown (SIGTERM/SIGINT via `stop()`): stop claiming, let in-flight jobs finish within the
 grace period, then cancel what is left and hand those jobs back without charging an attempt.
+A sync handler's thread cannot be stopped, so its job is never handed back while the thread
+runs (another worker would run it at the same time): it gets THREAD_MARGIN more seconds to
+end, then the worker stops waiting and keeps its lease (heart-beaten until the worker stops).
+The lease then expires with the process and the reaper retries the job, the at-least-once
+path of a crash. `threads_running` tells the process (`conveyor worker`) that such threads
+are left, so it exits without joining them.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -46,6 +52,10 @@ log = structlog.get_logger("conveyor.worker")
 
 Housekeeping = Callable[[], Awaitable[object]]
 
+# Seconds past the grace period a sync handler's thread may still end (and report its outcome)
+# before the worker stops waiting for it and leaves its job to the lease reaper.
+THREAD_MARGIN = 2.0
+
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -56,7 +66,16 @@ class _Running:
     job: Job
     task: asyncio.Task[None]
     ctx: JobContext | None = None
-    cancel_reason: str | None = None  # "shutdown" -> release; "lost" -> report nothing
+    # "shutdown" -> release; "lost" -> report nothing; "abandoned" (a sync handler's thread
+    # still runs at shutdown) -> report nothing and keep the lease until the process ends
+    cancel_reason: str | None = None
+    thread: Future[Any] | None = None  # a sync handler's run in the thread pool
+
+
+def _thread_busy(r: _Running) -> bool:
+    """Whether a sync handler's thread is running this job (or has just ended it): such a job
+    must not be handed back. A run still waiting for a thread is withdrawn instead."""
+    return r.thread is not None and not r.thread.cancel()
 
 
 class Worker:
@@ -100,11 +119,13 @@ class Worker:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._grace = s.shutdown_grace
+        self._thread_margin = THREAD_MARGIN
         # One thread per slot (created lazily), so a sync job never waits for a thread while
         # its timeout runs.
         self._threads = ThreadPoolExecutor(
             max_workers=self.concurrency, thread_name_prefix="conveyor-job"
         )
+        self._thread_runs: set[Future[Any]] = set()  # sync handler runs not yet ended
         self._outcomes = OutcomeBatcher(store, on_flushed=self._on_flushed)
         self._batch_size = max(1, min(self.concurrency, 500))
         self.processed = 0
@@ -131,8 +152,12 @@ class Worker:
         """Begin a graceful shutdown; `immediate` (a second signal) skips the grace period."""
         if immediate:
             self._grace = 0.0
+            self._thread_margin = 0.0
             for r in self._running.values():
-                r.cancel_reason = "shutdown"
+                # A running thread goes on regardless: its job is not handed back (see _drain).
+                r.cancel_reason = "abandoned" if _thread_busy(r) else "shutdown"
+                if r.ctx is not None:
+                    r.ctx.cancelled.set()
                 r.task.cancel()
         self._stopping.set()
         # A remote store's claim long-polls on the server: end it now rather than after its
@@ -144,6 +169,12 @@ class Worker:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    @property
+    def threads_running(self) -> int:
+        """Sync handler runs whose thread has not ended (after `run()`: the abandoned ones).
+        Interpreter exit would wait for them; `conveyor worker` exits without joining them."""
+        return sum(1 for f in list(self._thread_runs) if not f.done())
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -296,7 +327,7 @@ class Worker:
         started = time.monotonic()
         try:
             async with asyncio.timeout(job.timeout) as deadline:
-                result = await self._call(definition, job, ctx)
+                result = await self._call(definition, job, ctx, running)
             # A result the store cannot keep is the handler's failure; the encoding made to
             # find out is the one the store writes.
             result_json = encode_result(result)
@@ -332,12 +363,18 @@ class Worker:
         if held is not None:
             held[0].duration.observe(time.monotonic() - started)
 
-    async def _call(self, d: JobDefinition, job: Job, ctx: JobContext) -> Any:
+    async def _call(
+        self, d: JobDefinition, job: Job, ctx: JobContext, running: _Running | None
+    ) -> Any:
         args = (job.payload, ctx) if d.wants_context else (job.payload,)
         if d.is_async:
             return await d.handler(*args)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, partial(d.handler, *args))
+        run = self._threads.submit(partial(d.handler, *args))
+        self._thread_runs.add(run)
+        run.add_done_callback(self._thread_runs.discard)
+        if running is not None:
+            running.thread = run  # shutdown must know a thread runs this job (see _drain)
+        return await asyncio.wrap_future(run)
 
     def _defer(self, job: Job) -> None:
         """Hand a job of an open breaker's type back for later, without charging its attempt.
@@ -363,6 +400,15 @@ class Worker:
         if reason == "shutdown":
             self._outcomes.add(Release(job.id, job.lease_token, reason="worker shutdown"))
             ctx.log.info("job handed back on shutdown")
+        elif reason == "abandoned":
+            # Its thread still runs: handing the job back would let another worker run it at
+            # the same time. The lease stays held (heart-beaten until the worker stops), then
+            # expires and the reaper retries the job, as after a crash.
+            self._series.pop(job.id, None)
+            ctx.log.warning(
+                "sync handler still running after the grace period; job left to its lease",
+                lease_seconds=self.settings.lease_seconds,
+            )
         else:  # lease lost or job cancelled: the store already moved on
             self._held.pop(job.id, None)
             self._series.pop(job.id, None)
@@ -461,9 +507,25 @@ class Worker:
         if self._grace > 0:
             await asyncio.wait([r.task for r in self._running.values()], timeout=self._grace)
         left = [r for r in self._running.values() if not r.task.done()]
+        threads = [r for r in left if r.cancel_reason is None and _thread_busy(r)]
         for r in left:
-            r.cancel_reason = "shutdown"
-            r.task.cancel()
+            if r in threads:
+                if r.ctx is not None:
+                    r.ctx.cancelled.set()  # a handler that polls ctx.cancelled can stop now
+            elif r.cancel_reason is None:
+                r.cancel_reason = "shutdown"
+                r.task.cancel()
+        if threads and self._thread_margin > 0:
+            log.warning(
+                "sync handlers still running after the grace period; waiting a little more",
+                count=len(threads),
+                margin_seconds=self._thread_margin,
+            )
+            await asyncio.wait([r.task for r in threads], timeout=self._thread_margin)
+        for r in threads:
+            if not r.task.done() and r.cancel_reason is None:
+                r.cancel_reason = "abandoned"
+                r.task.cancel()
         if left:
             await asyncio.wait([r.task for r in left])
 

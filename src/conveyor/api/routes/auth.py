@@ -155,8 +155,11 @@ PUBLIC = [Depends(public)]
     summary="Exchange a username and password for an access and a refresh token",
     responses=problems(401, 422, 429),
 )
-async def login(body: LoginIn, auth: Auth) -> Any:
-    return JSONBytes(_pair(await auth.login(body.username, body.password)))
+async def login(body: LoginIn, auth: Auth, request: Request) -> Any:
+    # Failed logins are throttled per (username, client address): the peer address as the
+    # ASGI server reports it (uvicorn takes X-Forwarded-For only from forwarded_allow_ips).
+    address = request.client.host if request.client else "unknown"
+    return JSONBytes(_pair(await auth.login(body.username, body.password, address)))
 
 
 @router.post(
