@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -22,6 +23,7 @@ from conveyor.security.ratelimit import RateLimiter
 from conveyor.security.tokens import TokenCodec
 from conveyor.service.auth import AuthService
 from conveyor.service.jobs import JobService
+from conveyor.service.startup import connect_soon, stop_connecting
 from conveyor.store import Store, open_store
 from conveyor.wire import FieldError, Problem
 
@@ -61,6 +63,9 @@ def create_app(
     its lifespan; a store or service passed in belongs to the caller (e.g. `conveyor dev`,
     which shares one with its worker), which opens and closes it.
 
+    An owned store that does not answer at start-up is retried in the background
+    (`service.startup.connect_soon`) while the app serves: /healthz 200, /readyz 503.
+
     Migrations are never run here: a server fleet must not race schema changes at start-up;
     /readyz reports an unmigrated store instead.
     """
@@ -73,11 +78,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned: Store | None = None
+        connecting: asyncio.Task[bool] | None = None
         svc = service
         if svc is None:
             if store is None:
                 owned = open_store(settings.store_url)
-                await owned.connect()
+                # A store that does not answer yet is no reason to exit: serve (/readyz and
+                # store calls answer 503) while the connection is retried in the background.
+                connecting = await connect_soon(owned.connect, store_url=settings.store_url)
             svc = JobService(store or owned, settings)  # type: ignore[arg-type]
         # Wiring, not a use case: the auth service and the metrics refresh share the service's
         # store (routes reach it only through the service).
@@ -94,6 +102,7 @@ def create_app(
                 freeze_startup_heap()
                 yield
         finally:
+            await stop_connecting(connecting)
             if owned is not None:
                 await owned.close()
 

@@ -28,6 +28,7 @@ from conveyor.runtime import probes
 from conveyor.runtime.heap import freeze_startup_heap
 from conveyor.runtime.logs import configure_logging
 from conveyor.scheduler.scheduler import Scheduler
+from conveyor.service.startup import until_store_answers
 from conveyor.store import open_store
 from conveyor.worker.executor import Worker
 
@@ -83,7 +84,7 @@ def main(log_level: str, log_format: str) -> None:
 @main.command()
 @store_option
 def migrate(store_url: str | None) -> None:
-    """Apply pending schema migrations."""
+    """Apply pending schema migrations (fails at once if the store does not answer)."""
 
     async def go() -> list[str]:
         store = open_store(settings_for(store_url).store_url)
@@ -199,8 +200,12 @@ def worker(
             finally:
                 await remote.close()
             return
-        async with app:
+        # A store that does not answer yet: wait for it (backoff, a log line per attempt).
+        await until_store_answers(app.open, store_url=app.settings.store_url)
+        try:
             await serve(app.worker(queues=queue_list, concurrency=concurrency), app.store.ping)
+        finally:
+            await app.close()
 
     try:
         run_async(go())
@@ -243,8 +248,9 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
 
     async def go() -> None:
         store = open_store(settings.store_url)
-        await store.connect()
         try:
+            # A store that does not answer yet: wait for it (backoff, a log line per attempt).
+            await until_store_answers(store.connect, store_url=settings.store_url)
             s = Scheduler(store, settings)
 
             async def live() -> str | None:

@@ -17,6 +17,7 @@ from conveyor.cli.common import EmbeddedServer, http_options
 from conveyor.config import Settings
 from conveyor.grpc.server import GrpcServer, grpc_auth
 from conveyor.service.jobs import JobService
+from conveyor.service.startup import connect_soon, stop_connecting
 from conveyor.store import open_store
 
 STOP_GRACE = 5.0
@@ -29,7 +30,9 @@ async def serve_http_and_grpc(
     service = JobService(store, settings)
     auth, limiter = grpc_auth(store, settings)
     api = create_app(settings, service=service)
-    await store.connect()
+    # Serve even while the store does not answer yet (/readyz and store calls: 503); the
+    # connection is retried in the background.
+    connecting = await connect_soon(store.connect, store_url=settings.store_url)
     try:
         http = EmbeddedServer(
             uvicorn.Config(
@@ -83,4 +86,5 @@ async def serve_http_and_grpc(
 
         await asyncio.gather(http_lifetime(), grpc_lifetime())
     finally:
+        await stop_connecting(connecting)
         await store.close()

@@ -1,11 +1,16 @@
-"""What a failed attempt becomes: retry later (exponential backoff with jitter) or dead.
+"""What a failed attempt becomes: retry later (exponential backoff with jitter) or dead; and
+how a process waits for a dependency at start-up (`retry_until_ok`).
 
-Pure: the caller passes "now" and, in tests, the random source.
+Pure: the caller passes "now" and, in tests, the random source. `retry_until_ok` only waits
+(no I/O of its own): the caller passes the attempt and says what to log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,6 +69,42 @@ class RetryPolicy:
         if retries_exhausted(attempt, max_retries):
             return Dead(f"retries exhausted after {attempt} attempts")
         return Retry(now + timedelta(seconds=self.delay(attempt, rng)))
+
+
+# A process waiting for its store at start-up: 0.5 s doubling to 10 s, with jitter.
+STARTUP_BACKOFF = RetryPolicy(base=0.5, factor=2.0, cap=10.0)
+
+
+async def retry_until_ok(
+    attempt: Callable[[], Awaitable[object]],
+    *,
+    retry_on: tuple[type[BaseException], ...],
+    on_retry: Callable[[int, float, BaseException], None],
+    stop: asyncio.Event | None = None,
+    policy: RetryPolicy = STARTUP_BACKOFF,
+    rng: random.Random | None = None,
+) -> bool:
+    """Call `attempt` until it returns without raising one of `retry_on` (anything else
+    propagates: a wrong password is not worth waiting for). After failed attempt n,
+    `on_retry(n, delay, error)` says so, then the wait is `policy.delay(n)`. True once an
+    attempt succeeded; False if `stop` was set first (checked before each attempt and during
+    each wait)."""
+    n = 0
+    while stop is None or not stop.is_set():
+        n += 1
+        try:
+            await attempt()
+        except retry_on as exc:
+            delay = policy.delay(n, rng)
+            on_retry(n, delay, exc)
+        else:
+            return True
+        if stop is None:
+            await asyncio.sleep(delay)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    return False
 
 
 class NonRetryable(Exception):

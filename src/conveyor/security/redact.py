@@ -44,6 +44,12 @@ def _clean(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def redact_text(value: str) -> str:
+    """`value` with any secret in it masked (a URL's password, `password=…`, a bearer token),
+    for a string a caller logs on purpose, e.g. the store URL."""
+    return str(_clean(value))
+
+
 def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:

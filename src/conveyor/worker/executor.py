@@ -38,10 +38,11 @@ import structlog
 
 from conveyor import metrics
 from conveyor.config import Settings
+from conveyor.domain.errors import StoreUnavailable
 from conveyor.domain.job import Job
 from conveyor.domain.limits import encode_result, storable_text
 from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
-from conveyor.domain.retry import NonRetryable, Retry, RetryPolicy
+from conveyor.domain.retry import NonRetryable, Retry, RetryPolicy, retry_until_ok
 from conveyor.worker.breaker import BreakerBoard, BreakerConfig
 from conveyor.worker.context import JobContext
 from conveyor.worker.outcomes import Outcome, OutcomeBatcher
@@ -193,7 +194,11 @@ class Worker:
     async def run(self) -> None:
         # Binding a job's logger costs more than running a no-op job: only when the line shows.
         self._log_completions = _debug_enabled()
-        await self.store.register_worker(self._info())
+        if not await self._register():
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._stopped.set()
+            log.info("worker stopped before it registered", worker_id=self.id)
+            return
         self.registered = True
         metrics.track_worker(self)
         for d in self.registry:  # series at 0 from the start, so rate() sees the first job
@@ -223,6 +228,26 @@ class Worker:
             metrics.untrack_worker(self)
             self._stopped.set()
             log.info("worker stopped", worker_id=self.id, processed=self.processed)
+
+    async def _register(self) -> bool:
+        """Register, retrying while the store (or server) does not answer: a worker started
+        during an outage waits for it rather than exiting. False if stopped first."""
+
+        def on_retry(attempt: int, delay: float, exc: BaseException) -> None:
+            log.warning(
+                "cannot register the worker; retrying",
+                worker_id=self.id,
+                attempt=attempt,
+                retry_in=round(delay, 2),
+                error=getattr(exc, "message", None) or str(exc),
+            )
+
+        return await retry_until_ok(
+            lambda: self.store.register_worker(self._info()),
+            retry_on=(StoreUnavailable,),
+            on_retry=on_retry,
+            stop=self._stopping,
+        )
 
     # -- fetching ----------------------------------------------------------------------
     async def _fetch_loop(self) -> None:
