@@ -9,11 +9,21 @@ Design choices, and why:
 
 * WAL mode, so readers never block the writer and several processes can share the file.
 * Every write transaction starts with `BEGIN IMMEDIATE`: the write lock is taken up front, so
-  two writers never deadlock trying to upgrade a read lock, and SQLite's busy handler (the
-  busy_timeout) queues them. SQLITE_BUSY beyond that timeout retries the whole transaction.
-* One writer connection and one reader connection per store, each serialised by an
-  asyncio.Lock: aiosqlite connections are not safe for interleaved transactions, and a
-  dashboard read must not wait behind (or slip into) a worker's write transaction.
+  two writers never deadlock trying to upgrade a read lock.
+* A write transaction is one synchronous function of the connection, run whole on the event
+  loop's own thread (BEGIN, statements, COMMIT): a WAL write of a batch takes microseconds to
+  a few milliseconds, while a hop to a connection thread and back per statement cost more
+  than the statements, and stretched every transaction, write lock held, over several turns
+  of a busy event loop. Only transactions of unbounded size (migrations, pruning, batches
+  over LONG_BATCH) run on the store's own thread, and WAL checkpoints too (_Checkpointer).
+* The write connection's busy_timeout is 0: SQLite's busy handler sleeps 1, 2, 5, 10, 15,
+  20... ms between tries, so a writer could sleep 20 ms behind a lock held for 100 us. The
+  store retries BEGIN IMMEDIATE itself after short fixed pauses, never blocking the loop on
+  a lock. Measured alternative: a FIFO queue on an flock() file beside the database, waited
+  on in a thread, gave a worse tail (the thread hops cost more than the pauses).
+* One writer connection (the loop's, and the store's thread for long transactions, never
+  both at once: _wlock) and one aiosqlite reader connection per store, so a dashboard read
+  never waits behind (or slips into) a worker's write transaction.
 * Times are INTEGER microseconds since the epoch: exact round-trips of datetimes, and plain
   integer comparisons in SQL.
 * Batches travel as one JSON parameter read with json_each(), so a batch of any size is one
@@ -42,7 +52,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,6 +104,18 @@ Q = sql.load("sqlite")
 log = logging.getLogger(__name__)
 
 BUSY_RETRIES = 5
+# How long a writer keeps trying for the write lock before StoreUnavailable: the busy_timeout
+# of connection_pragmas (the write connection's own is 0, see _write_if).
+WRITE_LOCK_TIMEOUT = 15.0
+# Seconds between tries for a write lock another connection holds: short and fixed (asyncio
+# rounds timers up to the millisecond), with jitter so that processes do not fall into step.
+_LOCK_PAUSE = (0.0005, 0.0015)
+# Batches bigger than this are written on the store's thread, not the event loop's (a worker
+# claims at most 500 jobs at a time, and the submit coalescer writes at most 500).
+LONG_BATCH = 500
+# While a store commits, it checkpoints on its thread at most this often, in seconds (see
+# _Checkpointer and writer_pragmas).
+CHECKPOINT_INTERVAL = 0.2
 # Jobs deleted per prune_finished transaction (see Q.prune_finished).
 PRUNE_BATCH = 5000
 
@@ -134,6 +157,7 @@ def _opt_from_us(us: int | None) -> datetime | None:
 _STATUS = {s.value: s for s in JobStatus}
 _new_object = object.__new__
 _set_attr = object.__setattr__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 
 def _uuid(text: str) -> uuid.UUID:
@@ -141,7 +165,7 @@ def _uuid(text: str) -> uuid.UUID:
     and parsing them is a visible share of a claim's CPU time."""
     u: uuid.UUID = _new_object(uuid.UUID)
     _set_attr(u, "int", int(text.replace("-", ""), 16))
-    _set_attr(u, "is_safe", uuid.SafeUUID.unknown)
+    _set_attr(u, "is_safe", _UNKNOWN_SAFETY)
     return u
 
 
@@ -288,8 +312,9 @@ def _row_to_token(r: Row) -> ApiToken:
     )
 
 
-def _claim_order(j: Job) -> tuple[int, datetime, str]:
-    return (-j.priority, j.run_at, str(j.id))
+def _claim_order(r: Row) -> tuple[int, int, str]:
+    """A claimed row's place in claim order (priority first, then run_at, then id)."""
+    return (-r[4], r[6], r[0])
 
 
 def _path_from_url(url: str) -> Path:
@@ -338,19 +363,33 @@ def _has_sql(text: str) -> bool:
 
 class _MigrationTarget:
     """store/migrate's MigrationTarget on the writer connection, inside migrate()'s write
-    transaction: a migration's statements and its schema_migrations row commit together."""
+    transaction: a migration's statements and its schema_migrations row commit together. Its
+    methods never suspend (the statements run synchronously), so the runner's coroutine runs to
+    its end in one step: see _run_to_end."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     async def applied_migrations(self) -> set[str]:
-        await self._conn.execute_fetchall(Q.create_migrations_table)
-        return {r[0] for r in await _fetch(self._conn, Q.applied_migrations)}
+        _run(self._conn, Q.create_migrations_table)
+        return {r[0] for r in _fetch(self._conn, Q.applied_migrations)}
 
     async def apply_migration(self, name: str, script: str) -> None:
         for stmt in _split_statements(script):
-            await self._conn.execute_fetchall(stmt)
-        await self._conn.execute_fetchall(Q.record_migration, (name, _now_us()))
+            _run(self._conn, stmt)
+        _run(self._conn, Q.record_migration, (name, _now_us()))
+
+
+def _run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends, run here and now (on any thread, without
+    an event loop)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("a coroutine run synchronously tried to suspend")
 
 
 # --------------------------------------------------------------------------------------
@@ -664,6 +703,51 @@ if hasattr(os, "register_at_fork"):
 # --------------------------------------------------------------------------------------
 
 
+class _Checkpointer:
+    """Copies the WAL into the database on the store's thread, at most every
+    CHECKPOINT_INTERVAL while the store commits: the write connection's automatic checkpoint
+    (with its fsyncs) would run inside a COMMIT on the event loop's thread. PASSIVE: it waits
+    for no lock, blocks no writer, and stops short of frames a reader still needs."""
+
+    def __init__(self, path: str, thread: ThreadPoolExecutor) -> None:
+        self._path = path
+        self._thread = thread
+        self._conn: sqlite3.Connection | None = None  # used on the thread only
+        self._running = False
+        self._due = 0.0
+
+    def after_commit(self) -> None:
+        if self._running or time.monotonic() < self._due:
+            return
+        self._running = True
+        self._due = time.monotonic() + CHECKPOINT_INTERVAL
+        try:
+            self._thread.submit(self._checkpoint)
+        except RuntimeError:  # the thread is shut down: the store is closing
+            self._running = False
+
+    async def close(self) -> None:
+        """After the checkpoint running now, if any (the thread runs them in order)."""
+        await asyncio.wrap_future(self._thread.submit(self._close))
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False
+                )
+            _run(self._conn, Q.checkpoint)
+        except sqlite3.Error as exc:
+            log.debug("SQLite checkpoint failed: %s", exc)
+        finally:
+            self._running = False
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
 class SQLiteStore:
     """Store backed by one SQLite file in WAL mode; safe to share between processes."""
 
@@ -671,13 +755,19 @@ class SQLiteStore:
         self.url = url
         self.path = _path_from_url(url)
         self._key = str(self.path.expanduser().resolve())
-        self._writer: aiosqlite.Connection | None = None
+        # The writer is a plain sqlite3 connection used on the event loop's thread (and, for
+        # long transactions, on self._thread); the reader an aiosqlite one. See _write.
+        self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        # Held around every use of the writer: a transaction on the loop's thread never
+        # suspends, but a long one on self._thread, and a migration, must not interleave.
         self._wlock = asyncio.Lock()
         self._rlock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
         # Set by the first claim or wait: this store's wake-ups (see _Listener).
         self._listener: _Listener | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -687,31 +777,57 @@ class SQLiteStore:
                 return
             try:
                 self.path.expanduser().parent.mkdir(parents=True, exist_ok=True)
-                writer = await self._open()
-                reader = await self._open()
+                # Opening may wait on a busy file (the switch to WAL): off the loop's thread.
+                writer = await asyncio.to_thread(self._open_writer)
+                try:
+                    reader = await self._open_reader()
+                except BaseException:
+                    writer.close()
+                    raise
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
             self._writer, self._reader = writer, reader
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite-writer")
+            self._checkpointer = _Checkpointer(str(self.path.expanduser()), self._thread)
 
-    async def _open(self) -> aiosqlite.Connection:
+    def _open_writer(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves; the sqlite3 module's implicit
         # transactions would otherwise start DEFERRED ones and defeat BEGIN IMMEDIATE.
+        # check_same_thread=False: opened here, used on the loop's thread and self._thread,
+        # never two at a time (self._wlock).
+        conn = sqlite3.connect(
+            str(self.path.expanduser()),
+            isolation_level=None,
+            cached_statements=256,
+            check_same_thread=False,
+        )
+        try:
+            for pragma in _split_statements(Q.connection_pragmas):
+                _run(conn, pragma)
+            # Switching to WAL needs a moment of exclusive access; another process opening the
+            # file at the same time can make it busy.
+            for attempt in range(BUSY_RETRIES):
+                try:
+                    _run(conn, Q.journal_mode_wal)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or attempt == BUSY_RETRIES - 1:
+                        raise
+                    time.sleep(0.05 * (attempt + 1))
+            for pragma in _split_statements(Q.writer_pragmas):
+                _run(conn, pragma)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _open_reader(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(
             str(self.path.expanduser()), isolation_level=None, cached_statements=256
         )
         try:
             for pragma in _split_statements(Q.connection_pragmas):
                 await conn.execute_fetchall(pragma)
-            # Switching to WAL needs a moment of exclusive access; another process opening the
-            # file at the same time can make it busy.
-            for attempt in range(BUSY_RETRIES):
-                try:
-                    await conn.execute_fetchall(Q.journal_mode_wal)
-                    break
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc) or attempt == BUSY_RETRIES - 1:
-                        raise
-                    await asyncio.sleep(0.05 * (attempt + 1))
         except BaseException:
             await conn.close()
             raise
@@ -722,13 +838,20 @@ class SQLiteStore:
             _unlisten(self._key, self._listener)
             self._listener = None
         async with self._connect_lock:
-            writer, reader = self._writer, self._reader
-            self._writer = self._reader = None
-            for conn in (writer, reader):
-                if conn is not None:
-                    await conn.close()
+            writer, reader, thread = self._writer, self._reader, self._thread
+            checkpointer = self._checkpointer
+            self._writer = self._reader = self._thread = self._checkpointer = None
+            if writer is not None:
+                async with self._wlock:  # after a long transaction still running on the thread
+                    writer.close()
+            if checkpointer is not None:
+                await checkpointer.close()
+            if thread is not None:
+                thread.shutdown(wait=False)
+            if reader is not None:
+                await reader.close()
 
-    async def _ensure(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+    async def _ensure(self) -> tuple[sqlite3.Connection, aiosqlite.Connection]:
         if self._writer is None or self._reader is None:
             await self.connect()
         assert self._writer is not None and self._reader is not None
@@ -737,10 +860,10 @@ class SQLiteStore:
     async def migrate(self) -> list[str]:
         # One write transaction around the whole run: concurrent migrate() calls from several
         # processes queue on the write lock, and the later ones find nothing pending.
-        async def tx(conn: aiosqlite.Connection) -> list[str]:
-            return await run_migrations("sqlite", _MigrationTarget(conn))
+        def tx(conn: sqlite3.Connection) -> list[str]:
+            return _run_to_end(run_migrations("sqlite", _MigrationTarget(conn)))
 
-        return await self._write(tx)
+        return await self._write(tx, long=True)
 
     async def ping(self) -> None:
         try:
@@ -753,31 +876,97 @@ class SQLiteStore:
             raise StoreUnavailable(f"SQLite store unavailable: {exc}") from exc
 
     # -- transaction plumbing ----------------------------------------------------------
+    #
+    # A write transaction is one synchronous function of the connection, run whole between
+    # BEGIN IMMEDIATE and COMMIT or ROLLBACK by _attempt: on the event loop's thread, or for
+    # `long` ones on the store's thread (see the module docstring). The write connection's
+    # busy_timeout is 0, so BEGIN IMMEDIATE fails at once while another connection writes, and
+    # _write_if retries the whole transaction after a short pause (_LOCK_PAUSE, with jitter so
+    # that processes do not fall into step) until WRITE_LOCK_TIMEOUT, when StoreUnavailable
+    # says the file stayed locked.
+    #
+    # Cancellation: on the loop's thread a transaction runs between two awaits, so a cancelled
+    # caller never leaves one open. On the store's thread it rolls back unless it has already
+    # reached its COMMIT, and the connection stays taken (_wlock) until it has ended.
 
-    async def _write(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run `fn` in a BEGIN IMMEDIATE transaction, retrying the whole of it when another
-        process kept the database locked past busy_timeout."""
-        conn, _ = await self._ensure()
-        attempt = 0
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, long: bool = False) -> T:
+        """Run `fn` in a BEGIN IMMEDIATE transaction, retrying the whole of it while another
+        connection holds the write lock. `long`: on the store's thread."""
+        outcome = await self._write_if(None, fn, long=long)
+        assert not isinstance(outcome, _Skipped)
+        return outcome
+
+    async def _write_if(
+        self,
+        look: tuple[str, Sequence[Any]] | None,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        long: bool = False,
+    ) -> T | _Skipped:
+        """_write, but only while the query `look` finds a row: it looks before every try, so
+        a claimer that lost the lock to another one, which took the jobs it was after, does
+        not take the lock in turn just to find nothing (one enqueue wakes every worker)."""
+        deadline = 0.0
         while True:
-            attempt += 1
+            conn, _ = await self._ensure()
+            if look is not None and not await self._peek(*look):
+                return _SKIPPED
+            async with self._wlock:
+                if conn is not self._writer:
+                    continue  # closed (and perhaps opened again) meanwhile
+                if long:
+                    outcome = await self._in_thread(conn, fn)
+                else:
+                    outcome = _attempt(conn, fn)
+            if not isinstance(outcome, _Busy):
+                if self._checkpointer is not None:
+                    self._checkpointer.after_commit()
+                return outcome
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + WRITE_LOCK_TIMEOUT
+            elif now >= deadline:
+                raise StoreUnavailable(
+                    f"SQLite write failed: the database stayed locked for "
+                    f"{WRITE_LOCK_TIMEOUT:g} s ({outcome.error})"
+                )
+            await asyncio.sleep(random.uniform(*_LOCK_PAUSE))
+
+    async def _in_thread(
+        self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]
+    ) -> T | _Busy:
+        assert self._thread is not None
+        abandoned = threading.Event()
+        done = asyncio.get_running_loop().run_in_executor(
+            self._thread, _attempt, conn, fn, abandoned
+        )
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # The transaction rolls back unless it has reached its COMMIT; the connection is
+            # not free (the caller holds _wlock) until it has ended.
+            abandoned.set()
+            while not done.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait((done,))
+            if not done.cancelled():
+                done.exception()  # retrieved: it was ours to see, and nobody will
+            raise
+
+    async def _peek(self, query: str, params: Sequence[Any]) -> bool:
+        """Does `query` find a row? A cheap look on the writer connection, on the loop's thread,
+        before taking the write lock: idle pollers (possibly many processes) then never queue
+        up on it just to find nothing. True when the look itself was refused (busy)."""
+        conn, _ = await self._ensure()
+        async with self._wlock:
+            if conn is not self._writer:
+                return True  # closed meanwhile: the write will tell
             try:
-                async with self._wlock:
-                    try:
-                        # Inside the try: if we are cancelled while BEGIN runs, it still runs
-                        # on aiosqlite's thread, and the ROLLBACK queued behind it must undo it
-                        # or the connection would hold the write lock for good.
-                        await conn.execute_fetchall(Q.begin_immediate)
-                        result = await fn(conn)
-                        await conn.execute_fetchall(Q.commit)
-                    except BaseException:
-                        await _rollback(conn)
-                        raise
-                    return result
+                return bool(_fetch(conn, query, params))
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or attempt >= BUSY_RETRIES:
-                    raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
-            await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
+                if _is_busy(exc):
+                    return True
+                raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
 
     async def _read(self, query: str, params: Sequence[Any] = ()) -> list[Row]:
         _, reader = await self._ensure()
@@ -786,7 +975,8 @@ class SQLiteStore:
             attempt += 1
             try:
                 async with self._rlock:
-                    return await _fetch(reader, query, params)
+                    rows: Any = await reader.execute_fetchall(query, params)
+                    return list(rows)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or attempt >= BUSY_RETRIES:
                     raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
@@ -799,10 +989,10 @@ class SQLiteStore:
             return []
         now = _now_us()
 
-        async def tx(conn: aiosqlite.Connection) -> tuple[list[Enqueued], set[str]]:
-            return await _enqueue_in_tx(conn, jobs, now)
+        def tx(conn: sqlite3.Connection) -> tuple[list[Enqueued], set[str]]:
+            return _enqueue_in_tx(conn, jobs, now)
 
-        results, ready = await self._write(tx)
+        results, ready = await self._write(tx, long=len(jobs) > LONG_BATCH)
         if ready:
             _wake(self._key, ready)
         return results
@@ -882,14 +1072,12 @@ class SQLiteStore:
         # this process hears other processes' commits (the first claim binds its socket).
         self._listener = _listen(self._key, self._listener, forget=wanted)
         wanted_json = _dumps(wanted)
-        if not await self._read(Q.any_queued, (wanted_json,)):
-            return []
 
-        async def tx(conn: aiosqlite.Connection) -> list[Job]:
+        def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
             paused: set[str] = set()
             room: dict[str, int] = {}
-            for name, is_paused, concurrency, running in await _fetch(
+            for name, is_paused, concurrency, running in _fetch(
                 conn, Q.select_claim_settings, (wanted_json,)
             ):
                 if is_paused:
@@ -907,102 +1095,103 @@ class SQLiteStore:
             if not arms:
                 return []
             params.append(limit)
-            rows = await _fetch(
-                conn, Q.claim.format(arms=f" {Q.claim_arm_union} ".join(arms)), params
-            )
-            claimed = sorted((_row_to_job(r) for r in rows), key=_claim_order)
-            if claimed:
-                await conn.executemany(
-                    Q.insert_event,
-                    [
-                        (str(j.id), now, "queued", "running", j.attempt, worker_id, None)
-                        for j in claimed
-                    ],
-                )
-            return claimed
+            rows = _fetch(conn, Q.claim.format(arms=f" {Q.claim_arm_union} ".join(arms)), params)
+            if rows:
+                rows.sort(key=_claim_order)
+                events = _dumps([[r[0], r[7]] for r in rows])  # [id, attempt]
+                _run(conn, Q.claim_events, (now, worker_id, events))
+            return rows
 
-        return await self._write(tx)
+        rows = await self._write_if((Q.any_queued, (wanted_json,)), tx, long=limit > LONG_BATCH)
+        if isinstance(rows, _Skipped):
+            return []
+        # The rows become jobs after the commit: the write lock is held for the SQL alone.
+        return [_row_to_job(r) for r in rows]
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
-        batch = _dumps(
-            [[str(c.job_id), c.lease_token, _result_text(c)] for c in _unique_by_job(completions)]
-        )
-        if batch == "[]":
+        items, keys = _unique_by_job(completions)
+        if not items:
             return []
+        batch = _dumps(
+            [[k, c.lease_token, _result_text(c)] for k, c in zip(keys, items, strict=True)]
+        )
 
-        async def tx(conn: aiosqlite.Connection) -> list[uuid.UUID]:
+        def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            await conn.execute_fetchall(Q.complete_events, (now, batch))
-            rows = await _fetch(conn, Q.complete, (now, now, batch))
-            return [_uuid(r[0]) for r in rows]
+            _run(conn, Q.complete_events, (now, batch))
+            return _fetch(conn, Q.complete, (now, now, batch))
 
-        return _in_input_order(await self._write(tx), completions)
+        rows = await self._write(tx, long=len(items) > LONG_BATCH)
+        return _applied(items, keys, rows)
 
     async def fail_many(self, failures: Sequence[Failure]) -> list[uuid.UUID]:
+        items, keys = _unique_by_job(failures)
+        if not items:
+            return []
         batch = _dumps(
             [
-                [str(f.job_id), f.lease_token, f.error, _opt_to_us(f.retry_at)]
-                for f in _unique_by_job(failures)
+                [k, f.lease_token, f.error, _opt_to_us(f.retry_at)]
+                for k, f in zip(keys, items, strict=True)
             ]
         )
-        if batch == "[]":
-            return []
 
-        async def tx(conn: aiosqlite.Connection) -> list[uuid.UUID]:
+        def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            await conn.execute_fetchall(Q.fail_events, (now, batch))
-            rows = await _fetch(conn, Q.fail, (now, now, batch))
-            return [_uuid(r[0]) for r in rows]
+            _run(conn, Q.fail_events, (now, batch))
+            return _fetch(conn, Q.fail, (now, now, batch))
 
-        return _in_input_order(await self._write(tx), failures)
+        rows = await self._write(tx, long=len(items) > LONG_BATCH)
+        return _applied(items, keys, rows)
 
     async def release_many(self, releases: Sequence[Release]) -> list[uuid.UUID]:
+        items, keys = _unique_by_job(releases)
+        if not items:
+            return []
         batch = _dumps(
             [
-                [str(r.job_id), r.lease_token, _opt_to_us(r.run_at), r.reason]
-                for r in _unique_by_job(releases)
+                [k, r.lease_token, _opt_to_us(r.run_at), r.reason]
+                for k, r in zip(keys, items, strict=True)
             ]
         )
-        if batch == "[]":
-            return []
 
-        async def tx(conn: aiosqlite.Connection) -> list[Row]:
+        def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            await conn.execute_fetchall(Q.release_events, (now, batch))
-            return await _fetch(conn, Q.release, (now, now, batch))
+            _run(conn, Q.release_events, (now, batch))
+            return _fetch(conn, Q.release, (now, now, batch))
 
-        rows = await self._write(tx)
+        rows = await self._write(tx, long=len(items) > LONG_BATCH)
         ready = {r[1] for r in rows if r[2] == JobStatus.QUEUED.value}
         if ready:
             _wake(self._key, ready)
-        return _in_input_order([_uuid(r[0]) for r in rows], releases)
+        return _applied(items, keys, rows)
 
     async def heartbeat(
         self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
     ) -> list[uuid.UUID]:
-        batch = _dumps([[str(le.job_id), le.lease_token] for le in _unique_by_job(leases)])
+        items, keys = _unique_by_job(leases)
+        batch = _dumps([[k, le.lease_token] for k, le in zip(keys, items, strict=True)])
 
-        async def tx(conn: aiosqlite.Connection) -> list[uuid.UUID]:
+        def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            await conn.execute_fetchall(Q.touch_worker_seen, (now, worker_id))
-            if batch == "[]":
+            _run(conn, Q.touch_worker_seen, (now, worker_id))
+            if not items:
                 return []
-            rows = await _fetch(conn, Q.heartbeat, (now + _seconds_us(lease_seconds), now, batch))
-            return [_uuid(r[0]) for r in rows]
+            return _fetch(conn, Q.heartbeat, (now + _seconds_us(lease_seconds), now, batch))
 
-        return _in_input_order(await self._write(tx), leases)
+        rows = await self._write(tx, long=len(items) > LONG_BATCH)
+        return _applied(items, keys, rows)
 
     async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
-        if limit <= 0 or not await self._read(Q.any_expired, (_now_us(),)):
+        if limit <= 0 or not await self._peek(Q.any_expired, (_now_us(),)):
             return []
 
-        async def tx(conn: aiosqlite.Connection) -> tuple[list[ReapedJob], set[str]]:
+        def tx(conn: sqlite3.Connection) -> tuple[list[ReapedJob], set[str]]:
             now = _now_us()
             reaped: list[ReapedJob] = []
             requeued: set[str] = set()
             updates: list[Row] = []
             events: list[Row] = []
-            for job_id, worker_id, attempt, max_retries, token, queue in await _fetch(
+            for job_id, worker_id, attempt, max_retries, token, queue in _fetch(
                 conn, Q.select_expired, (now, limit)
             ):
                 status = common.lost_lease_status(attempt, max_retries)
@@ -1014,31 +1203,31 @@ class SQLiteStore:
                 if not dead:
                     requeued.add(queue)
             if reaped:
-                await conn.executemany(Q.reap, updates)
-                await conn.executemany(Q.insert_event, events)
+                conn.executemany(Q.reap, updates)
+                conn.executemany(Q.insert_event, events)
             return reaped, requeued
 
-        reaped, requeued = await self._write(tx)
+        reaped, requeued = await self._write(tx, long=True)
         if requeued:
             _wake(self._key, requeued)
         return reaped
 
     async def promote_due(self, limit: int = 1000) -> int:
-        if limit <= 0 or not await self._read(Q.any_due, (_now_us(),)):
+        if limit <= 0 or not await self._peek(Q.any_due, (_now_us(),)):
             return 0
 
-        async def tx(conn: aiosqlite.Connection) -> tuple[int, set[str]]:
+        def tx(conn: sqlite3.Connection) -> tuple[int, set[str]]:
             now = _now_us()
-            rows = await _fetch(conn, Q.select_due, (now, limit))
+            rows = _fetch(conn, Q.select_due, (now, limit))
             if not rows:
                 return 0, set()
-            await conn.execute_fetchall(Q.promote, (now, _dumps([r[0] for r in rows])))
-            await conn.executemany(
+            _run(conn, Q.promote, (now, _dumps([r[0] for r in rows])))
+            conn.executemany(
                 Q.insert_event, [(r[0], now, r[1], "queued", r[2], None, None) for r in rows]
             )
             return len(rows), {r[3] for r in rows}
 
-        moved, queues = await self._write(tx)
+        moved, queues = await self._write(tx, long=True)
         if queues:
             _wake(self._key, queues)
         return moved
@@ -1068,17 +1257,15 @@ class SQLiteStore:
     async def cancel(self, job_id: uuid.UUID, reason: str = "cancelled") -> Job:
         key = str(job_id)
 
-        async def tx(conn: aiosqlite.Connection) -> Job:
+        def tx(conn: sqlite3.Connection) -> Job:
             now = _now_us()
-            state = await _fetch(conn, Q.select_job_state, (key,))
+            state = _fetch(conn, Q.select_job_state, (key,))
             if not state:
                 raise JobNotFound(f"job {job_id} not found")
             status, attempt, worker_id, _ = state[0]
             ensure_transition(JobStatus(status), JobStatus.CANCELLED)
-            rows = await _fetch(conn, Q.cancel, (now, now, key))
-            await conn.execute_fetchall(
-                Q.insert_event, (key, now, status, "cancelled", attempt, worker_id, reason)
-            )
+            rows = _fetch(conn, Q.cancel, (now, now, key))
+            _run(conn, Q.insert_event, (key, now, status, "cancelled", attempt, worker_id, reason))
             return _row_to_job(rows[0])
 
         return await self._write(tx)
@@ -1087,22 +1274,22 @@ class SQLiteStore:
         key = str(job_id)
         new_payload = None if payload is None else _dumps(payload)
 
-        async def tx(conn: aiosqlite.Connection) -> Job:
+        def tx(conn: sqlite3.Connection) -> Job:
             now = _now_us()
-            state = await _fetch(conn, Q.select_job_state, (key,))
+            state = _fetch(conn, Q.select_job_state, (key,))
             if not state:
                 raise JobNotFound(f"job {job_id} not found")
             status, _, _, _ = state[0]
             if status != JobStatus.DEAD.value:
                 raise IllegalTransition(f"only dead jobs can be requeued; this one is {status}")
             try:
-                rows = await _fetch(conn, Q.requeue_dead, (now, new_payload, now, key))
+                rows = _fetch(conn, Q.requeue_dead, (now, new_payload, now, key))
             except sqlite3.IntegrityError as exc:
                 raise IllegalTransition(
                     "a live job with the same unique_key exists; cannot requeue this one"
                 ) from exc
-            await conn.execute_fetchall(
-                Q.insert_event, (key, now, "dead", "queued", 0, None, "requeued from the DLQ")
+            _run(
+                conn, Q.insert_event, (key, now, "dead", "queued", 0, None, "requeued from the DLQ")
             )
             return _row_to_job(rows[0])
 
@@ -1115,7 +1302,9 @@ class SQLiteStore:
             return 0
         ids = _dumps([str(i) for i in job_ids])
 
-        return await self._write(_delete_jobs(Q.discard_dead, (ids,)))
+        return await self._write(
+            _delete_jobs(Q.discard_dead, (ids,)), long=len(job_ids) > LONG_BATCH
+        )
 
     # -- queues ----------------------------------------------------------------------
 
@@ -1131,8 +1320,8 @@ class SQLiteStore:
             settings.concurrency,
         )
 
-        async def tx(conn: aiosqlite.Connection) -> QueueSettings:
-            return _row_to_queue((await _fetch(conn, Q.upsert_queue, params))[0])
+        def tx(conn: sqlite3.Connection) -> QueueSettings:
+            return _row_to_queue((_fetch(conn, Q.upsert_queue, params))[0])
 
         saved = await self._write(tx)
         if not saved.paused:
@@ -1196,8 +1385,8 @@ class SQLiteStore:
             now,
         )
 
-        async def tx(conn: aiosqlite.Connection) -> Schedule:
-            return _row_to_schedule((await _fetch(conn, Q.upsert_schedule, params))[0])
+        def tx(conn: sqlite3.Connection) -> Schedule:
+            return _row_to_schedule((_fetch(conn, Q.upsert_schedule, params))[0])
 
         return await self._write(tx)
 
@@ -1211,8 +1400,8 @@ class SQLiteStore:
         return [_row_to_schedule(r) for r in await self._read(Q.list_schedules)]
 
     async def delete_schedule(self, name: str) -> None:
-        async def tx(conn: aiosqlite.Connection) -> bool:
-            return bool(await _fetch(conn, Q.delete_schedule, (name,)))
+        def tx(conn: sqlite3.Connection) -> bool:
+            return bool(_fetch(conn, Q.delete_schedule, (name,)))
 
         if not await self._write(tx):
             raise ScheduleNotFound(f"schedule {name!r} not found")
@@ -1225,12 +1414,12 @@ class SQLiteStore:
     ) -> Job | None:
         fire_us, next_us = _to_us(fire_at), _to_us(next_run_at)
 
-        async def tx(conn: aiosqlite.Connection) -> tuple[Job | None, set[str]]:
+        def tx(conn: sqlite3.Connection) -> tuple[Job | None, set[str]]:
             now = _now_us()
-            won = await _fetch(conn, Q.fire_schedule, (next_us, fire_us, now, name, fire_us))
+            won = _fetch(conn, Q.fire_schedule, (next_us, fire_us, now, name, fire_us))
             if not won:
                 return None, set()
-            results, ready = await _enqueue_in_tx(conn, [job], now)
+            results, ready = _enqueue_in_tx(conn, [job], now)
             return results[0].job, ready
 
         fired, ready = await self._write(tx)
@@ -1252,8 +1441,8 @@ class SQLiteStore:
             now,
         )
 
-        async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, Q.insert_user, params)
+        def tx(conn: sqlite3.Connection) -> list[Row]:
+            return _fetch(conn, Q.insert_user, params)
 
         rows = await self._write(tx)
         if not rows:
@@ -1277,8 +1466,8 @@ class SQLiteStore:
             user.username,
         )
 
-        async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, Q.update_user, params)
+        def tx(conn: sqlite3.Connection) -> list[Row]:
+            return _fetch(conn, Q.update_user, params)
 
         rows = await self._write(tx)
         if not rows:
@@ -1296,8 +1485,8 @@ class SQLiteStore:
             _to_us(token.expires_at),
         )
 
-        async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, Q.insert_token, params)
+        def tx(conn: sqlite3.Connection) -> list[Row]:
+            return _fetch(conn, Q.insert_token, params)
 
         rows = await self._write(tx)
         if not rows:
@@ -1312,8 +1501,8 @@ class SQLiteStore:
         return [_row_to_token(r) for r in await self._read(Q.list_tokens)]
 
     async def revoke_api_token(self, jti: str) -> ApiToken:
-        async def tx(conn: aiosqlite.Connection) -> list[Row]:
-            return await _fetch(conn, Q.revoke_token, (_now_us(), jti))
+        def tx(conn: sqlite3.Connection) -> list[Row]:
+            return _fetch(conn, Q.revoke_token, (_now_us(), jti))
 
         rows = await self._write(tx)
         if not rows:
@@ -1323,9 +1512,9 @@ class SQLiteStore:
     # -- coordination and housekeeping ---------------------------------------------------
 
     async def try_lead(self, name: str, holder: str, ttl: float) -> bool:
-        async def tx(conn: aiosqlite.Connection) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
             now = _now_us()
-            rows = await _fetch(conn, Q.try_lead, (name, holder, now + _seconds_us(ttl), now))
+            rows = _fetch(conn, Q.try_lead, (name, holder, now + _seconds_us(ttl), now))
             return bool(rows)
 
         return await self._write(tx)
@@ -1340,7 +1529,7 @@ class SQLiteStore:
         params = (status.value, _to_us(finished_before), PRUNE_BATCH)
         total = 0
         while True:
-            n = await self._write(_delete_jobs(Q.prune_finished, params))
+            n = await self._write(_delete_jobs(Q.prune_finished, params), long=True)
             total += n
             if n < PRUNE_BATCH:
                 return total
@@ -1351,81 +1540,121 @@ class SQLiteStore:
 # --------------------------------------------------------------------------------------
 
 
-async def _fetch(conn: aiosqlite.Connection, query: str, params: Sequence[Any] = ()) -> list[Row]:
-    # Rows are plain tuples (no row_factory); aiosqlite types them as sqlite3.Row.
-    rows: Any = await conn.execute_fetchall(query, params)
-    return list(rows)
+def _fetch(conn: sqlite3.Connection, query: str, params: Sequence[Any] = ()) -> list[Row]:
+    # Rows are plain tuples (no row_factory).
+    rows: list[Row] = conn.execute(query, params).fetchall()
+    return rows
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
-    # Always sent, never decided from in_transaction: an operation still queued on aiosqlite's
-    # thread (after a cancellation) may open or keep a transaction that the flag does not show
-    # yet. "No transaction is active" is then harmless.
-    with contextlib.suppress(sqlite3.Error, ValueError):
-        await conn.execute_fetchall(Q.rollback)
+def _run(conn: sqlite3.Connection, query: str, params: Sequence[Any] = ()) -> None:
+    # Stepped to the end, so no statement is left pending (RETURNING rows unread) at COMMIT.
+    conn.execute(query, params).fetchall()
 
 
-def _exec(query: str, params: Sequence[Any]) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
-    async def run(conn: aiosqlite.Connection) -> None:
-        await conn.execute_fetchall(query, params)
+def _rollback(conn: sqlite3.Connection) -> None:
+    # Always sent, never decided from in_transaction: "no transaction is active" is harmless,
+    # and a connection left inside a transaction would hold the write lock for good.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute(Q.rollback)
 
-    return run
 
-
-def _exec_count(
-    query: str, params: Sequence[Any]
-) -> Callable[[aiosqlite.Connection], Awaitable[int]]:
-    async def run(conn: aiosqlite.Connection) -> int:
-        cur = await conn.execute(query, params)
-        n = cur.rowcount
-        await cur.close()
-        return n
+def _exec(query: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        _run(conn, query, params)
 
     return run
 
 
-def _delete_jobs(
-    query: str, params: Sequence[Any]
-) -> Callable[[aiosqlite.Connection], Awaitable[int]]:
+def _exec_count(query: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], int]:
+    def run(conn: sqlite3.Connection) -> int:
+        cur = conn.execute(query, params)
+        cur.fetchall()
+        return cur.rowcount
+
+    return run
+
+
+def _delete_jobs(query: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], int]:
     """Delete jobs (`query` returns their ids) and their events in one transaction: job_events has
     no foreign key to cascade (migration 0003). Returns how many jobs went."""
 
-    async def run(conn: aiosqlite.Connection) -> int:
-        gone = await _fetch(conn, query, params)
+    def run(conn: sqlite3.Connection) -> int:
+        gone = _fetch(conn, query, params)
         if gone:
-            await conn.execute_fetchall(Q.delete_events_of_jobs, (_dumps([r[0] for r in gone]),))
+            _run(conn, Q.delete_events_of_jobs, (_dumps([r[0] for r in gone]),))
         return len(gone)
 
     return run
 
 
+@dataclass(frozen=True, slots=True)
+class _Busy:
+    """A transaction that could not take (or keep) the write lock, and was rolled back."""
+
+    error: str
+
+
+class _Abandoned(Exception):
+    """The caller of a transaction on the store's thread was cancelled: roll it back."""
+
+
+class _Skipped:
+    """A write not tried: what it was after is not there (see _write_if)."""
+
+
+_SKIPPED = _Skipped()
+
+
+def _attempt(
+    conn: sqlite3.Connection,
+    fn: Callable[[sqlite3.Connection], T],
+    abandoned: threading.Event | None = None,
+) -> T | _Busy:
+    """One try at `fn` in a BEGIN IMMEDIATE transaction: its result, committed, or _Busy (rolled
+    back) when another connection holds the write lock. Never leaves a transaction open.
+    `abandoned` set before the commit (its caller went away): rolled back instead."""
+    try:
+        _run(conn, Q.begin_immediate)
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            return _Busy(str(exc))
+        raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+    try:
+        result = fn(conn)
+        if abandoned is not None and abandoned.is_set():
+            raise _Abandoned
+        _run(conn, Q.commit)
+    except BaseException as exc:
+        _rollback(conn)
+        if isinstance(exc, sqlite3.OperationalError):
+            if _is_busy(exc):
+                return _Busy(str(exc))
+            raise StoreUnavailable(f"SQLite write failed: {exc}") from exc
+        raise
+    return result
+
+
 _Item = TypeVar("_Item", Completion, Failure, Release, Lease)
 
 
-def _unique_by_job(items: Sequence[_Item]) -> list[_Item]:
-    """First entry per job: a job can change state once per batch, and a duplicate in the
-    JSON join would write a second event for the one update."""
-    seen: set[uuid.UUID] = set()
-    out: list[_Item] = []
+def _unique_by_job(items: Sequence[_Item]) -> tuple[list[_Item], list[str]]:
+    """The first entry per job, and their ids as text: a job can change state once per batch,
+    and a duplicate in the JSON join would write a second event for the one update."""
+    first: dict[uuid.UUID, _Item] = {}
     for item in items:
-        if item.job_id not in seen:
-            seen.add(item.job_id)
-            out.append(item)
-    return out
+        first.setdefault(item.job_id, item)
+    return list(first.values()), [str(i) for i in first]
 
 
-def _in_input_order(applied: list[uuid.UUID], items: Sequence[_Item]) -> list[uuid.UUID]:
-    hit = set(applied)
-    out: list[uuid.UUID] = []
-    for item in items:
-        if item.job_id in hit:
-            hit.discard(item.job_id)
-            out.append(item.job_id)
-    return out
+def _applied(items: list[_Item], keys: list[str], rows: Iterable[Row]) -> list[uuid.UUID]:
+    """The ids of `items` (unique, with their ids as text in `keys`) whose update applied
+    (`rows` start with the ids the statement returned), in input order."""
+    hit = {r[0] for r in rows}
+    return [item.job_id for key, item in zip(keys, items, strict=True) if key in hit]
 
 
-async def _enqueue_in_tx(
-    conn: aiosqlite.Connection, jobs: Sequence[NewJob], now: int
+def _enqueue_in_tx(
+    conn: sqlite3.Connection, jobs: Sequence[NewJob], now: int
 ) -> tuple[list[Enqueued], set[str]]:
     """The body of enqueue_many, shared with fire_schedule so a cron fire and its job commit
     together. Returns the results and the queues that received ready jobs."""
@@ -1434,7 +1663,7 @@ async def _enqueue_in_tx(
     keys = sorted({k for i in plan.to_insert if (k := jobs[i].unique_key) is not None})
     live: dict[str, Job] = {}
     if keys:
-        for r in await _fetch(conn, Q.select_live_by_unique_keys, (_dumps(keys),)):
+        for r in _fetch(conn, Q.select_live_by_unique_keys, (_dumps(keys),)):
             existing = _row_to_job(r)
             assert existing.unique_key is not None
             live[existing.unique_key] = existing
@@ -1492,7 +1721,7 @@ async def _enqueue_in_tx(
     if added:
         full = [
             name
-            for name, max_depth, depth in await _fetch(
+            for name, max_depth, depth in _fetch(
                 conn, Q.select_depth_limits, (_dumps(list(added)),)
             )
             if depth + added[name] > max_depth
@@ -1500,8 +1729,8 @@ async def _enqueue_in_tx(
         if full:
             raise common.queue_full(full)
         try:
-            await conn.executemany(Q.insert_job, job_rows)
+            conn.executemany(Q.insert_job, job_rows)
         except sqlite3.IntegrityError as exc:
             raise InvalidInput(f"cannot insert jobs: {exc} (duplicate job id?)") from exc
-        await conn.executemany(Q.insert_event, event_rows)
+        conn.executemany(Q.insert_event, event_rows)
     return plan.results(results), ready

@@ -28,3 +28,18 @@ ROLLBACK
 
 -- name: ping
 SELECT 1
+
+-- name: writer_pragmas
+-- The write connection waits for no lock inside SQLite: BEGIN IMMEDIATE fails at once while
+-- another connection writes, and the store retries after a short fixed pause (see _write in
+-- store/sqlite.py) instead of the busy handler's growing sleeps (1, 2, 5, 10, 15, 20... ms).
+PRAGMA busy_timeout = 0;
+-- Its automatic checkpoint would run inside a COMMIT on the event loop's thread: the store
+-- checkpoints on a thread of its own instead (see checkpoint), and this one, at a WAL of ~40 MB
+-- rather than the default ~4 MB, is only the safety net.
+PRAGMA wal_autocheckpoint = 10000;
+
+-- name: checkpoint
+-- Copies committed WAL frames into the database without waiting for any lock; run by the store
+-- in the background while it commits.
+PRAGMA wal_checkpoint(PASSIVE)

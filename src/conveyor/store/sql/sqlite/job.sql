@@ -64,8 +64,8 @@ AND
 SELECT queue, status, count(*) FROM jobs GROUP BY queue, status
 
 -- name: any_queued
--- A cheap look on the reader before taking the write lock: idle pollers (possibly many
--- processes) then never queue up on the write lock just to find nothing.
+-- A cheap look before taking the write lock (outside any transaction): idle pollers (possibly
+-- many processes) then never queue up on the write lock just to find nothing.
 SELECT 1 FROM jobs
 WHERE status = 'queued' AND queue IN (SELECT value FROM json_each(?)) LIMIT 1
 
@@ -90,6 +90,13 @@ WHERE id IN (
     SELECT id FROM ({arms}) ORDER BY priority DESC, run_at, id LIMIT ?
 ) AND status = 'queued'
 RETURNING {{job_columns}}
+
+-- name: claim_events
+-- The claim's events in one statement, in claim order (json_each walks the array in order).
+-- Batch items: [job id, attempt].
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+SELECT c.value ->> 0, ?, 'queued', 'running', c.value ->> 1, ?, NULL
+FROM json_each(?) AS c
 
 -- name: complete_events
 -- Guarded batch updates (complete, fail, release): their events are written first from the
@@ -155,7 +162,7 @@ WHERE jobs.id = l.value ->> 0 AND jobs.lease_token = l.value ->> 1 AND +jobs.sta
 RETURNING id
 
 -- name: any_expired
--- On the reader, before taking the write lock (as any_queued).
+-- Before taking the write lock (as any_queued).
 SELECT 1 FROM jobs INDEXED BY jobs_lease_idx
 WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1
 
