@@ -272,13 +272,14 @@ def _usable(conn: asyncpg.Connection) -> bool:
 
 class StickyConnection:
     """One pooled connection held for a hot path that mostly runs one call at a time (the
-    submit coalescer's inserts; the NOTIFYs after them).
+    submit coalescer's inserts; the NOTIFYs after pooled inserts; a worker's claims).
 
     asyncpg's acquire + release cost ~70 us of CPU per use here (release creates a task), as
     much as the query itself; holding the connection skips both. A caller that finds it busy
-    (concurrent batch submits) uses the pool as before. A connection that saw anything but a
-    domain error (a dropped socket, a cancellation mid-query) goes back to the pool, which
-    knows how to clean or discard it, and the next call takes a fresh one.
+    (concurrent batch submits, a second worker on the same store) uses the pool as before
+    (`holds` tells which it got). A connection that saw anything but a domain error (a
+    dropped socket, a cancellation mid-query) goes back to the pool, which knows how to clean
+    or discard it, and the next call takes a fresh one.
     """
 
     def __init__(self, store: PostgresStore) -> None:
@@ -312,6 +313,10 @@ class StickyConnection:
             if self.closed:  # release() came while this call was in flight
                 await self._drop()
 
+    def holds(self, conn: asyncpg.Connection) -> bool:
+        """Is `conn` (from `acquire`) the held connection, rather than one from the pool?"""
+        return conn is self._conn
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -331,15 +336,30 @@ class StickyConnection:
 
 
 class NotifyCoalescer:
-    """Sends the enqueue NOTIFY after commit, at most one statement in flight.
+    """Sends the enqueue NOTIFY after commit, at most one statement in flight, for inserts
+    that ran on a pooled connection.
 
     A NOTIFY inside the enqueue transaction takes PostgreSQL's global notify lock at commit
-    and holds it across the WAL flush, so concurrent submits stop sharing group commits:
-    measured here, single-job submits fell from ~4,000/s to ~1,700/s (pgbench) and far lower
-    through the pool. Sending it afterwards keeps the guarantee workers rely on: every commit
-    of ready jobs is followed by a NOTIFY that starts after that commit. Commits that land
-    while one NOTIFY is in flight are folded into the next, so the rate of NOTIFYs is bounded
-    by one round trip, not by the submit rate.
+    and holds it across the WAL flush, so concurrent notifying commits stop sharing group
+    commits: measured here, single-job submits fell from ~4,000/s to ~1,700/s (pgbench), and
+    eight connections inserting single jobs with the NOTIFY inside topped out near 1,200/s
+    against ~2,100/s with it sent afterwards (a NOTIFY-only transaction writes no WAL before
+    its commit record, so it does not wait for a flush and holds the lock only briefly).
+    But the separate NOTIFY is a second round trip between the commit and the worker's
+    wake-up (p50 ~0.4-0.5 ms from commit to delivery at 200 jobs/s here, p99 0.9-3.5 ms) and
+    about as much client CPU as the insert. So the enqueue statement carries its own NOTIFY
+    when it runs on the store's sticky enqueue connection, which serves one call at a time
+    (the submit coalescer's writer; sequential batches): a process then holds the lock for at
+    most one enqueue commit at a time, and its concurrent submits are grouped by the
+    coalescer. Through the store, four processes submitting single jobs one at a time reached
+    1,700-2,500 jobs/s that way against 1,100-1,600/s with the NOTIFY sent afterwards.
+    Only inserts running beside it on pooled connections (concurrent batch submits in this
+    process) leave the NOTIFY to this class, so they keep committing in parallel.
+
+    Sending it afterwards keeps the guarantee workers rely on: every commit of ready jobs is
+    followed by a NOTIFY that starts after that commit. Commits that land while one NOTIFY
+    is in flight are folded into the next, so the rate of NOTIFYs is bounded by one round
+    trip, not by the submit rate.
     """
 
     def __init__(self, store: PostgresStore) -> None:
@@ -420,6 +440,7 @@ class PostgresStore:
         self._notifier = NotifyCoalescer(self)
         self.enqueue_conn = StickyConnection(self)
         self.notify_conn = StickyConnection(self)
+        self.claim_conn = StickyConnection(self)
         # LISTEN side
         self._listener: asyncpg.Connection | None = None
         self._listener_lock = asyncio.Lock()
@@ -463,7 +484,7 @@ class PostgresStore:
     async def close(self) -> None:
         await self._notifier.drain()
         if self._pool is not None:
-            for sticky in (self.enqueue_conn, self.notify_conn):
+            for sticky in (self.enqueue_conn, self.notify_conn, self.claim_conn):
                 await sticky.release()
         for fut in [f for _, f in self._waiters.values()]:
             if not fut.done():
@@ -519,47 +540,77 @@ class PostgresStore:
         batch = [jobs[i] for i in plan.to_insert]
         ids = [plan.ids[i] for i in plan.to_insert]
         async with self.enqueue_conn.acquire() as conn:
+            # On the sticky connection (one call at a time) the statement sends its own NOTIFY;
+            # beside it, on a pooled one, the NotifyCoalescer sends it after the commit.
+            channel = self.channel if self.enqueue_conn.holds(conn) else None
             if any(j.unique_key is not None for j in batch):
                 # Conflicts need a follow-up read; keep the whole batch all-or-nothing.
                 async with conn.transaction():
-                    inserted = await self._enqueue(conn, batch, ids)
+                    inserted = await self._enqueue(conn, batch, ids, channel)
             else:
-                inserted = await self._enqueue(conn, batch, ids)
-        # Committed: now wake the workers of queues that received ready jobs.
-        self._notifier.notify(
-            {e.job.queue for e in inserted if e.created and e.job.status is JobStatus.QUEUED}
-        )
+                inserted = await self._enqueue(conn, batch, ids, channel)
+        if channel is None:
+            # Committed: now wake the workers of queues that received ready jobs.
+            self._notifier.notify(
+                {e.job.queue for e in inserted if e.created and e.job.status is JobStatus.QUEUED}
+            )
         return plan.results(inserted)
 
     async def _enqueue(
-        self, conn: asyncpg.Connection, jobs: Sequence[NewJob], ids: Sequence[uuid.UUID]
+        self,
+        conn: asyncpg.Connection,
+        jobs: Sequence[NewJob],
+        ids: Sequence[uuid.UUID],
+        channel: str | None,
     ) -> list[Enqueued]:
-        """Insert jobs with distinct unique_keys under the given ids; results in input order."""
+        """Insert jobs with distinct unique_keys under the given ids; results in input order.
+        With a `channel`, the statement also NOTIFYs the queues that received ready jobs
+        (delivered when the transaction commits)."""
         try:
-            # The batch travels as one JSON document (encoded by orjson in one C call), not as
-            # eleven arrays, whose element-by-element encoding cost more than the insert. A
-            # payload the service already encoded goes in as those bytes (a Fragment).
-            rows = await conn.fetch(
-                Q.enqueue,
-                [
-                    {
-                        "id": job_id,
-                        "queue": j.queue,
-                        "type": j.type,
-                        "payload": j.payload
-                        if j.payload_json is None
-                        else orjson.Fragment(j.payload_json),
-                        "priority": j.priority,
-                        "run_at": j.run_at,
-                        "max_retries": j.max_retries,
-                        "timeout": j.timeout,
-                        "unique_key": j.unique_key,
-                        "tags": j.tags,
-                        "tenant": j.tenant,
-                    }
-                    for job_id, j in zip(ids, jobs, strict=True)
-                ],
-            )
+            if len(jobs) == 1:  # the lone submit: plain parameters (see enqueue_one)
+                j = jobs[0]
+                rows = await conn.fetch(
+                    Q.enqueue_one,
+                    ids[0],
+                    j.queue,
+                    j.type,
+                    j.payload if j.payload_json is None else orjson.Fragment(j.payload_json),
+                    j.priority,
+                    j.run_at,
+                    j.max_retries,
+                    j.timeout,
+                    j.unique_key,
+                    j.tags,
+                    j.tenant,
+                    channel,
+                )
+            else:
+                # The batch travels as one JSON document (encoded by orjson in one C call), not
+                # as eleven arrays, whose element-by-element encoding cost more than the
+                # insert. A payload the service already encoded goes in as those bytes (a
+                # Fragment).
+                rows = await conn.fetch(
+                    Q.enqueue,
+                    [
+                        {
+                            "id": job_id,
+                            "queue": j.queue,
+                            "type": j.type,
+                            "payload": j.payload
+                            if j.payload_json is None
+                            else orjson.Fragment(j.payload_json),
+                            "priority": j.priority,
+                            "run_at": j.run_at,
+                            "max_retries": j.max_retries,
+                            "timeout": j.timeout,
+                            "unique_key": j.unique_key,
+                            "tags": j.tags,
+                            "tenant": j.tenant,
+                        }
+                        for job_id, j in zip(ids, jobs, strict=True)
+                    ],
+                    channel,
+                )
         except asyncpg.UniqueViolationError as exc:
             raise InvalidInput(f"a job with this id already exists: {exc.detail}") from exc
         full = rows[0]["full_queues"]
@@ -591,7 +642,9 @@ class PostgresStore:
                 else:  # the conflicting job finished meanwhile: the key is free again
                     retry.append(i)
             if retry:
-                again = await self._enqueue(conn, [jobs[i] for i in retry], [ids[i] for i in retry])
+                again = await self._enqueue(
+                    conn, [jobs[i] for i in retry], [ids[i] for i in retry], channel
+                )
                 for i, res in zip(retry, again, strict=True):
                     results[i] = res
         return [r for r in results if r is not None]
@@ -687,7 +740,9 @@ class PostgresStore:
             return []
         names = list(dict.fromkeys(queues))
         lease = float(lease_seconds)
-        async with self.pool.acquire() as conn:
+        # A worker's fetch loop claims one call at a time: a held connection saves the pool's
+        # acquire and release on every claim.
+        async with self.claim_conn.acquire() as conn:
             limited = [q for q in names if q in await self._limited_queues(conn)]
             if limited:
                 # Slow path, only for concurrency-limited queues: lock their rows first, so the
@@ -801,13 +856,18 @@ class PostgresStore:
         if remaining <= 0 or missed:
             self._missed -= missed
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         key = self._next_waiter
         self._next_waiter += 1
         self._waiters[key] = (wanted, fut)
+        # Awaited directly, with a timer for the timeout: a notification resumes this waiter
+        # in the next turn of the loop (asyncio.wait would take two, and a task of its own).
+        timer = loop.call_later(remaining, _wake, fut)
         try:
-            await asyncio.wait((fut,), timeout=remaining)
+            await fut
         finally:
+            timer.cancel()
             self._waiters.pop(key, None)
             if not fut.done():
                 fut.cancel()
@@ -1017,7 +1077,8 @@ class PostgresStore:
             status = await conn.execute(Q.fire_schedule, name, fire_at, next_run_at)
             if _rowcount(status) == 0:
                 return None
-            (res,) = await self._enqueue(conn, [job], common.plan_batch([job]).ids)
+            # The NOTIFY (if the job is ready) is delivered when this transaction commits.
+            (res,) = await self._enqueue(conn, [job], common.plan_batch([job]).ids, self.channel)
             return res.job
 
     # -- users and API tokens ------------------------------------------------------------------
@@ -1154,6 +1215,11 @@ class PostgresStore:
             total += n
             if n < PRUNE_BATCH:
                 return total
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _rowcount(status: str) -> int:

@@ -11,8 +11,11 @@
 
 -- name: enqueue
 -- One statement over the batch (one JSON array of job objects): depth check, insert
--- (unique_key conflicts skipped) and creation events; the NOTIFY follows the commit (see
--- NotifyCoalescer). The final SELECT always yields at least one row (from `one`), so
+-- (unique_key conflicts skipped), creation events and, when $2 names the channel, one NOTIFY
+-- per queue that received ready jobs, delivered at commit: one round trip from submit to
+-- wake-up. With $2 NULL no NOTIFY is sent (and PostgreSQL's notify lock is not taken): the
+-- caller sends it after the commit instead (see NotifyCoalescer for which path does which).
+-- The final SELECT always yields at least one row (from `notified`, an aggregate), so
 -- `full_queues` reaches the caller even when nothing was inserted. Depth is checked against
 -- the statement's snapshot: concurrent enqueues into a full queue can overshoot max_depth by a
 -- batch, which is fine for backpressure. Ids are assigned, and within-batch duplicate
@@ -52,15 +55,58 @@ WITH input AS (
         ON CONFLICT (unique_key)
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
-    RETURNING id, status, run_at, created_at
+    RETURNING id, status, run_at, created_at, queue
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
     SELECT id, created_at, NULL, status, 0 FROM ins
-), one AS (
-    SELECT 1  -- a row even when nothing was inserted, to carry full_queues
+), notified AS (
+    SELECT count(pg_notify($2, d.queue)) AS n
+      FROM (SELECT DISTINCT queue FROM ins WHERE status = 'queued' AND $2::text IS NOT NULL) d
 )
 SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
-  FROM one LEFT JOIN ins ON true
+  FROM notified LEFT JOIN ins ON true
+
+-- name: enqueue_one
+-- `enqueue` for a batch of one, with plain parameters: the same steps, the same row shape,
+-- without a JSON document to parse, a batch to materialize and sort, or a queue list to
+-- group. The lone submit is the latency-bound path: measured here, ~0.03-0.1 ms less per
+-- call than `enqueue` with one job. $1 id, $2 queue, $3 type, $4 payload, $5 priority,
+-- $6 run_at, $7 max_retries, $8 timeout, $9 unique_key, $10 tags, $11 tenant, $12 NOTIFY
+-- channel (NULL: none, see enqueue).
+WITH full_queues AS (
+    SELECT q.name
+      FROM queues q
+     WHERE q.name = $2::text
+       AND q.max_depth IS NOT NULL
+       AND (SELECT count(*) FROM jobs j
+             WHERE j.queue = q.name AND j.status IN ('queued', {{waiting}}))
+         + (SELECT count(*) WHERE $9::text IS NULL OR NOT EXISTS (
+                SELECT 1 FROM jobs u
+                 WHERE u.unique_key = $9::text AND u.status NOT IN ({{terminal}})))
+         > q.max_depth
+), ins AS (
+    INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
+                      unique_key, tags, tenant, created_at, updated_at)
+    SELECT $1::uuid, $2::text, $3::text, coalesce($4::jsonb, '{}'::jsonb), $5::int4,
+           CASE WHEN $6::timestamptz IS NULL OR $6::timestamptz <= now()
+                THEN 'queued' ELSE 'scheduled' END,
+           CASE WHEN $6::timestamptz IS NULL OR $6::timestamptz <= now()
+                THEN now() ELSE $6::timestamptz END,
+           $7::int4, $8::float8, $9::text, coalesce($10::text[], '{}'), $11::text, now(), now()
+     WHERE NOT EXISTS (SELECT 1 FROM full_queues)
+        ON CONFLICT (unique_key)
+           WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
+        DO NOTHING
+    RETURNING id, status, run_at, created_at, queue
+), ev AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
+    SELECT id, created_at, NULL, status, 0 FROM ins
+), notified AS (
+    SELECT count(pg_notify($12::text, queue)) AS n
+      FROM ins WHERE status = 'queued' AND $12::text IS NOT NULL
+)
+SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
+  FROM notified LEFT JOIN ins ON true
 
 -- name: live_by_unique_key
 -- The live jobs holding these unique keys (an enqueue that skipped a conflict returns them).

@@ -1,6 +1,6 @@
 -- Wake-ups for workers waiting in LISTEN on the store's channel; the payload is a queue name.
 
 -- name: notify_queues
--- Sent by the NotifyCoalescer after an enqueue committed (see there for why not inside it):
--- one notification per queue.
+-- Sent by the NotifyCoalescer after an enqueue committed on a pooled connection (see there for
+-- why not inside it): one notification per queue.
 SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q
