@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     breaker_window: float = Field(default=60.0, gt=0)  # seconds of recent outcomes
     breaker_open_seconds: float = Field(default=30.0, gt=0)  # before a half-open probe
 
-    # submits: under concurrent load, wait this long for company before writing a batch
-    # (group commit; see conveyor.coalesce). A lone submit is never delayed.
+    # submits: under concurrent load, wait at most this long (and at most one round trip) for
+    # company before writing a batch (group commit; see conveyor.service.coalesce). A lone
+    # submit is never delayed.
     submit_linger: float = Field(default=0.005, ge=0, le=0.1)
 
     # limits
