@@ -317,6 +317,11 @@ WITH input AS MATERIALIZED (
 )
 SELECT id FROM extended
 
+-- name: any_expired
+-- The reaper's look before it opens a transaction (every maintenance tick, in every worker and
+-- scheduler): one index probe, no BEGIN/COMMIT when no lease expired.
+SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND lease_expires_at < now())
+
 -- name: expired_leases
 -- The reaper's first step, inside its transaction: lock up to $1 running jobs whose lease
 -- expired (oldest first; rows another reaper holds are skipped). What each one becomes is
