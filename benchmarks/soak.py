@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
@@ -31,6 +32,7 @@ import asyncpg  # noqa: E402
 from conveyor.config import Settings  # noqa: E402
 from conveyor.domain.job import NewJob  # noqa: E402
 from conveyor.runtime.logs import configure_logging  # noqa: E402
+from conveyor.service.maintenance import run_maintenance  # noqa: E402
 from conveyor.store import open_store  # noqa: E402
 from conveyor.worker import Registry, Worker  # noqa: E402
 
@@ -86,8 +88,14 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
 
         registry.register("soak.noop", noop, queue="soak")
         settings = Settings(poll_interval=0.5, heartbeat_interval=5.0)
+        # With the housekeeping a deployed worker runs (promote, reap, reclaim).
         worker = Worker(
-            store, registry, queues=["soak"], concurrency=concurrency, settings=settings
+            store,
+            registry,
+            queues=["soak"],
+            concurrency=concurrency,
+            settings=settings,
+            maintenance=functools.partial(run_maintenance, store),
         )
         t1 = time.perf_counter()
         task = asyncio.create_task(worker.run())

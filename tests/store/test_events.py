@@ -1,4 +1,5 @@
-"""The audit trail: every status change writes one job_events row, oldest first."""
+"""The audit trail: every status change is in the job's history, oldest first (creation and
+claims kept by the job row and its attempt's outcome row: store.common.audit_trail)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,41 @@ async def test_release(store: Store) -> None:
     await store.release_many([Release(job.id, job.lease_token, reason="shutting down")])
     events = await store.job_events(job.id)
     assert transitions(events)[-1] == (S.RUNNING, S.QUEUED)
+
+
+async def test_running_job_shows_its_claim(store: Store) -> None:
+    job = await running_job(store, worker_id="w9")
+    events = await store.job_events(job.id)
+    assert transitions(events) == [(None, S.QUEUED), (S.QUEUED, S.RUNNING)]
+    assert (events[1].worker_id, events[1].attempt, events[1].at) == ("w9", 1, job.started_at)
+    await store.complete_many([Completion(job.id, job.lease_token, None)])
+    after = await store.job_events(job.id)
+    assert after[:2] == events  # ids and content keep their place once the attempt ends
+
+
+async def test_cancel_running_keeps_its_claim(store: Store) -> None:
+    job = await running_job(store, worker_id="w3")
+    await store.cancel(job.id, reason="stop")
+    events = await store.job_events(job.id)
+    assert transitions(events) == [
+        (None, S.QUEUED),
+        (S.QUEUED, S.RUNNING),
+        (S.RUNNING, S.CANCELLED),
+    ]
+    assert [e.worker_id for e in events[1:]] == ["w3", "w3"]
+
+
+async def test_release_names_the_attempt_handed_back(store: Store) -> None:
+    job = await running_job(store)
+    await store.release_many([Release(job.id, job.lease_token, reason="shutting down")])
+    (again,) = await claim_exactly(store, 1)
+    assert again.attempt == 1
+    events = await store.job_events(job.id)
+    assert [(e.to_status, e.attempt) for e in events[1:]] == [
+        (S.RUNNING, 1),
+        (S.QUEUED, 1),
+        (S.RUNNING, 1),
+    ]
 
 
 async def test_cancel(store: Store) -> None:

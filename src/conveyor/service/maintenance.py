@@ -12,9 +12,10 @@ log = structlog.get_logger("conveyor.maintenance")
 
 
 async def run_maintenance(store: Store) -> tuple[int, list[ReapedJob]]:
-    """Promote due scheduled/retrying jobs and reap expired leases."""
+    """Promote due scheduled/retrying jobs, reap expired leases, reclaim dead rows."""
     promoted = await store.promote_due()
     reaped = await store.reap_expired()
+    await store.reclaim()
     metrics.count_reaped(reaped)
     for r in reaped:
         log.warning(

@@ -3,7 +3,10 @@
 Both backends (SQLite, PostgreSQL) implement it and pass one shared test suite
 (tests/store/). Contract rules every implementation keeps:
 
-* Every status change writes a `job_events` row in the same transaction.
+* Every status change is recorded in the same transaction, so `job_events` returns the whole
+  history: one `job_events` row per transition, except creation and claims, which the job row
+  holds until the attempt ends (then its row carries the attempt's start; see
+  store.common.audit_trail).
 * Guarded updates: completing, failing, releasing and heart-beating match (id, lease_token,
   status='running'); a caller whose lease was reaped or whose job was cancelled changes
   nothing and is told so through the returned ids.
@@ -188,6 +191,12 @@ class Store(Protocol):
 
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         """Delete terminal jobs of `status` that finished before the cutoff (events too)."""
+
+    async def reclaim(self) -> None:
+        """Give back the space of dead row versions when the database's own housekeeping lags
+        (PostgreSQL: VACUUM in the background past a threshold; SQLite reuses freed pages and
+        has nothing to do). Cheap when there is nothing to reclaim: called every maintenance
+        tick."""
 
     # -- users and API tokens ------------------------------------------------------------
     async def create_user(self, user: User) -> User:

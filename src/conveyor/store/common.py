@@ -1,6 +1,7 @@
 """What both store drivers decide the same way, written once: a batch's ids and its duplicate
-unique keys, the queue-full refusal, what a lost lease becomes. Dialect-free and I/O-free; a
-driver calls these and keeps only its SQL and its connection handling.
+unique keys, the queue-full refusal, what a lost lease becomes, a job's history from its rows.
+Dialect-free and I/O-free; a driver calls these and keeps only its SQL and its connection
+handling.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from conveyor.domain.errors import QueueFull
 from conveyor.domain.ids import new_job_id
-from conveyor.domain.job import JobStatus, NewJob
-from conveyor.domain.records import Enqueued
+from conveyor.domain.job import Job, JobStatus, NewJob
+from conveyor.domain.records import Enqueued, JobEvent
 from conveyor.domain.retry import retries_exhausted
 
 
@@ -65,3 +67,65 @@ def lost_lease_status(attempt: int, max_retries: int) -> JobStatus:
 
 def lost_lease_message(worker_id: str | None) -> str:
     return f"lease expired (worker {worker_id or 'unknown'})"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A job_events row as written since migration 0005. Creation and claims are not stored
+    (the job row holds them: created_at, and started_at/worker_id/attempt while it runs);
+    a transition out of `running` carries its attempt's `started_at`, from which the claim
+    that began the attempt is rebuilt. A happy-path job so writes one row instead of three.
+    Rows written before 0005 (creation and claim rows, no started_at) read back unchanged."""
+
+    at: datetime
+    from_status: JobStatus | None
+    to_status: JobStatus
+    attempt: int
+    worker_id: str | None
+    message: str | None
+    started_at: datetime | None
+
+
+def audit_trail(job: Job, rows: Sequence[StoredEvent]) -> list[JobEvent]:
+    """The job's full history, oldest first, from its stored rows (in write order) and its row.
+
+    Event ids number the job's history from 1: they are stable, as history only grows at
+    the end (a running attempt's claim keeps its place once the attempt's outcome is stored).
+    """
+    events: list[JobEvent] = []
+
+    def add(
+        at: datetime,
+        from_status: JobStatus | None,
+        to_status: JobStatus,
+        attempt: int,
+        worker_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        events.append(
+            JobEvent(
+                len(events) + 1, job.id, at, from_status, to_status, attempt, worker_id, message
+            )
+        )
+
+    if not rows or rows[0].from_status is not None:
+        # Only a claim changes a job's status without a row, so the first stored transition
+        # (or, with none, the job's status now) starts from the status the job was created in.
+        if rows:
+            created = JobStatus.QUEUED if rows[0].started_at else rows[0].from_status
+        else:
+            created = JobStatus.QUEUED if job.status is JobStatus.RUNNING else job.status
+        assert created is not None
+        add(job.created_at, None, created, 0)
+    for r in rows:
+        if r.started_at is not None:
+            add(r.started_at, JobStatus.QUEUED, JobStatus.RUNNING, r.attempt, r.worker_id)
+        add(r.at, r.from_status, r.to_status, r.attempt, r.worker_id, r.message)
+    last = events[-1]
+    if (
+        job.status is JobStatus.RUNNING
+        and job.started_at is not None
+        and (last.to_status is not JobStatus.RUNNING or last.attempt != job.attempt)
+    ):
+        add(job.started_at, JobStatus.QUEUED, JobStatus.RUNNING, job.attempt, job.worker_id)
+    return events

@@ -83,6 +83,11 @@ LISTEN_RETRY_SECONDS = 2.0
 # prune_finished deletes in batches of this many jobs.
 PRUNE_BATCH = 5000
 
+# reclaim vacuums a table once it holds this many dead rows (a VACUUM of 100k took 0.35-0.55 s
+# here and kept a 1M-job drain flat; see benchmarks/RESULTS.md), looking at most this often.
+RECLAIM_DEAD_ROWS = 100_000
+RECLAIM_LOOK_EVERY = 5.0
+
 
 # Errors meaning "the database is not reachable", as opposed to a bug or a constraint.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -455,6 +460,10 @@ class PostgresStore:
         # claim path choice
         self._limited: frozenset[str] = frozenset()
         self._limited_at = float("-inf")
+        # reclaim: the next look at the dead-row counts, and the vacuum running (if any)
+        self.reclaim_dead_rows = RECLAIM_DEAD_ROWS
+        self._reclaim_look_at = float("-inf")
+        self._vacuum: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -483,6 +492,10 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._notifier.drain()
+        if self._vacuum is not None and not self._vacuum.done():
+            self._vacuum.cancel()  # the server stops the VACUUM when its connection closes
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._vacuum
         if self._pool is not None:
             for sticky in (self.enqueue_conn, self.notify_conn, self.claim_conn):
                 await sticky.release()
@@ -697,23 +710,25 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def job_events(self, job_id: uuid.UUID) -> list[JobEvent]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(Q.job_events, job_id)
-            if not rows and not await conn.fetchval(Q.job_exists, job_id):
-                raise JobNotFound(f"job {job_id} not found")
-        return [
-            JobEvent(
-                id=r["id"],
-                job_id=r["job_id"],
-                at=r["at"],
-                from_status=JobStatus(r["from_status"]) if r["from_status"] else None,
-                to_status=JobStatus(r["to_status"]),
-                attempt=r["attempt"],
-                worker_id=r["worker_id"],
-                message=r["message"],
-            )
-            for r in rows
-        ]
+        rows = await self.pool.fetch(Q.job_events, job_id)
+        if not rows:
+            raise JobNotFound(f"job {job_id} not found")
+        return common.audit_trail(
+            _job(rows[0]),
+            [
+                common.StoredEvent(
+                    at=r[_N_JOB],
+                    from_status=JobStatus(r[_N_JOB + 1]) if r[_N_JOB + 1] else None,
+                    to_status=JobStatus(r[_N_JOB + 2]),
+                    attempt=r[_N_JOB + 3],
+                    worker_id=r[_N_JOB + 4],
+                    message=r[_N_JOB + 5],
+                    started_at=r[_N_JOB + 6],
+                )
+                for r in rows
+                if r[_N_JOB + 2] is not None
+            ],
+        )
 
     @_unavailable_as_store_error
     async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]:
@@ -1205,6 +1220,47 @@ class PostgresStore:
                 await conn.close(timeout=2)
             except Exception:
                 conn.terminate()
+
+    @_unavailable_as_store_error
+    async def reclaim(self) -> None:
+        """Start a VACUUM of jobs (and job_events) in the background once a table holds
+        `reclaim_dead_rows` dead rows: a queue must stay fast when the server's autovacuum lags
+        or is off. Where autovacuum keeps up the counts stay low and this only looks, once per
+        RECLAIM_LOOK_EVERY seconds. One process per schema vacuums at a time."""
+        now = time.monotonic()
+        if now < self._reclaim_look_at or (self._vacuum is not None and not self._vacuum.done()):
+            return
+        self._reclaim_look_at = now + RECLAIM_LOOK_EVERY
+        dead = {r[0]: r[1] for r in await self.pool.fetch(Q.dead_rows)}
+        tables = [t for t in ("jobs", "job_events") if dead.get(t, 0) >= self.reclaim_dead_rows]
+        if tables:
+            self._vacuum = asyncio.create_task(self._vacuum_tables(tables, dead))
+
+    async def _vacuum_tables(self, tables: list[str], dead: dict[str, int]) -> None:
+        try:
+            conn = await asyncpg.connect(
+                self.dsn, server_settings=self._server_settings, timeout=self._connect_timeout
+            )
+        except Exception as exc:
+            log.warning("reclaim: cannot connect: %s", exc)
+            return
+        try:
+            if not await conn.fetchval(Q.try_reclaim_lock):
+                return  # another process is vacuuming this schema
+            for table in tables:
+                started = time.monotonic()
+                await conn.execute(Q[f"vacuum_{table}"], timeout=None)
+                log.info(
+                    "reclaim: vacuumed %s (%d dead rows) in %.2f s",
+                    table,
+                    dead[table],
+                    time.monotonic() - started,
+                )
+        except Exception as exc:
+            log.warning("reclaim: vacuum failed: %s", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
 
     @_unavailable_as_store_error
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:

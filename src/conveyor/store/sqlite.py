@@ -155,6 +155,7 @@ def _opt_from_us(us: int | None) -> datetime | None:
 
 
 _STATUS = {s.value: s for s in JobStatus}
+_N_JOB = len(sql.TOKENS["job_columns"].split(", "))  # job_events rows follow the job's columns
 _new_object = object.__new__
 _set_attr = object.__setattr__
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
@@ -1038,21 +1039,25 @@ class SQLiteStore:
 
     async def job_events(self, job_id: uuid.UUID) -> list[JobEvent]:
         rows = await self._read(Q.select_events, (str(job_id),))
-        if not rows and not await self._read(Q.job_exists, (str(job_id),)):
+        if not rows:
             raise JobNotFound(f"job {job_id} not found")
-        return [
-            JobEvent(
-                id=r[0],
-                job_id=uuid.UUID(r[1]),
-                at=_from_us(r[2]),
-                from_status=None if r[3] is None else JobStatus(r[3]),
-                to_status=JobStatus(r[4]),
-                attempt=r[5],
-                worker_id=r[6],
-                message=r[7],
-            )
-            for r in rows
-        ]
+        n = _N_JOB
+        return common.audit_trail(
+            _row_to_job(rows[0]),
+            [
+                common.StoredEvent(
+                    at=_from_us(r[n]),
+                    from_status=None if r[n + 1] is None else JobStatus(r[n + 1]),
+                    to_status=JobStatus(r[n + 2]),
+                    attempt=r[n + 3],
+                    worker_id=r[n + 4],
+                    message=r[n + 5],
+                    started_at=_opt_from_us(r[n + 6]),
+                )
+                for r in rows
+                if r[n + 2] is not None
+            ],
+        )
 
     async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]:
         out: dict[str, dict[JobStatus, int]] = {}
@@ -1096,10 +1101,7 @@ class SQLiteStore:
                 return []
             params.append(limit)
             rows = _fetch(conn, Q.claim.format(arms=f" {Q.claim_arm_union} ".join(arms)), params)
-            if rows:
-                rows.sort(key=_claim_order)
-                events = _dumps([[r[0], r[7]] for r in rows])  # [id, attempt]
-                _run(conn, Q.claim_events, (now, worker_id, events))
+            rows.sort(key=_claim_order)
             return rows
 
         rows = await self._write_if((Q.any_queued, (wanted_json,)), tx, long=limit > LONG_BATCH)
@@ -1191,14 +1193,16 @@ class SQLiteStore:
             requeued: set[str] = set()
             updates: list[Row] = []
             events: list[Row] = []
-            for job_id, worker_id, attempt, max_retries, token, queue in _fetch(
+            for job_id, worker_id, attempt, max_retries, token, queue, started_at in _fetch(
                 conn, Q.select_expired, (now, limit)
             ):
                 status = common.lost_lease_status(attempt, max_retries)
                 dead = status is JobStatus.DEAD
                 message = common.lost_lease_message(worker_id)
                 updates.append((status.value, message, now if dead else None, now, job_id, token))
-                events.append((job_id, now, "running", status.value, attempt, worker_id, message))
+                events.append(
+                    (job_id, now, "running", status.value, attempt, worker_id, message, started_at)
+                )
                 reaped.append(ReapedJob(uuid.UUID(job_id), worker_id, attempt, status))
                 if not dead:
                     requeued.add(queue)
@@ -1223,7 +1227,7 @@ class SQLiteStore:
                 return 0, set()
             _run(conn, Q.promote, (now, _dumps([r[0] for r in rows])))
             conn.executemany(
-                Q.insert_event, [(r[0], now, r[1], "queued", r[2], None, None) for r in rows]
+                Q.insert_event, [(r[0], now, r[1], "queued", r[2], None, None, None) for r in rows]
             )
             return len(rows), {r[3] for r in rows}
 
@@ -1262,10 +1266,15 @@ class SQLiteStore:
             state = _fetch(conn, Q.select_job_state, (key,))
             if not state:
                 raise JobNotFound(f"job {job_id} not found")
-            status, attempt, worker_id, _ = state[0]
+            status, attempt, worker_id, started_at = state[0]
             ensure_transition(JobStatus(status), JobStatus.CANCELLED)
             rows = _fetch(conn, Q.cancel, (now, now, key))
-            _run(conn, Q.insert_event, (key, now, status, "cancelled", attempt, worker_id, reason))
+            started_at = started_at if status == JobStatus.RUNNING.value else None
+            _run(
+                conn,
+                Q.insert_event,
+                (key, now, status, "cancelled", attempt, worker_id, reason, started_at),
+            )
             return _row_to_job(rows[0])
 
         return await self._write(tx)
@@ -1289,7 +1298,9 @@ class SQLiteStore:
                     "a live job with the same unique_key exists; cannot requeue this one"
                 ) from exc
             _run(
-                conn, Q.insert_event, (key, now, "dead", "queued", 0, None, "requeued from the DLQ")
+                conn,
+                Q.insert_event,
+                (key, now, "dead", "queued", 0, None, "requeued from the DLQ", None),
             )
             return _row_to_job(rows[0])
 
@@ -1522,6 +1533,9 @@ class SQLiteStore:
     async def resign(self, name: str, holder: str) -> None:
         await self._write(_exec(Q.resign, (name, holder)))
 
+    async def reclaim(self) -> None:
+        """Nothing to do: SQLite updates rows in place and reuses freed pages."""
+
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         status = JobStatus(status)
         if not status.terminal:
@@ -1671,7 +1685,6 @@ def _enqueue_in_tx(
     now_dt = _from_us(now)
     results: list[Enqueued] = []
     job_rows: list[Row] = []
-    event_rows: list[Row] = []
     added: dict[str, int] = {}
     ready: set[str] = set()
     for i in plan.to_insert:
@@ -1714,7 +1727,6 @@ def _enqueue_in_tx(
         # The service's validation already encoded the payload: those bytes are stored.
         payload = _dumps(nj.payload) if nj.payload_json is None else nj.payload_json.decode()
         job_rows.append(_job_params(job, payload))
-        event_rows.append((str(job.id), now, None, status.value, 0, None, None))
         added[nj.queue] = added.get(nj.queue, 0) + 1
         results.append(Enqueued(job=job, created=True))
 
@@ -1732,5 +1744,4 @@ def _enqueue_in_tx(
             conn.executemany(Q.insert_job, job_rows)
         except sqlite3.IntegrityError as exc:
             raise InvalidInput(f"cannot insert jobs: {exc} (duplicate job id?)") from exc
-        conn.executemany(Q.insert_event, event_rows)
     return plan.results(results), ready

@@ -507,7 +507,9 @@ class Worker:
                 log.exception("heartbeat failed", worker_id=self.id)
                 continue
             for lease in leases:
-                if lease.job_id in still:
+                if lease.job_id in still or self._held.get(lease.job_id) != lease.lease_token:
+                    # Held, or no longer this lease: the attempt it extended ended during the
+                    # round trip and a new one of the same job (a quick retry) may run here now.
                     continue
                 running = self._running.get(lease.job_id)
                 if running is not None and running.cancel_reason is None:

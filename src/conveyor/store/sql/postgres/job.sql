@@ -2,16 +2,18 @@
 -- (reap, promote, prune) and operator actions. Unqualified names resolve through the
 -- connection's search_path (the store's schema).
 --
--- Hot-path statements are data-modifying CTEs, so the status change, its job_events rows and
+-- Hot-path statements are data-modifying CTEs, so the status change, its job_events row and
 -- any NOTIFY happen in one implicit transaction: no BEGIN/COMMIT round trips, nothing
 -- half-written, and asyncpg's per-connection statement cache keeps each one prepared.
 --
+-- job_events holds one row per transition except creation and claims (migration 0005, see
+-- store.common.audit_trail): a transition out of `running` records its attempt's started_at.
 -- job_events has no foreign key to jobs (migration 0003: its per-row check cost a quarter of a
 -- batched insert), so every statement that deletes jobs deletes their events with them.
 
 -- name: enqueue
 -- One statement over the batch (one JSON array of job objects): depth check, insert
--- (unique_key conflicts skipped), creation events and, when $2 names the channel, one NOTIFY
+-- (unique_key conflicts skipped) and, when $2 names the channel, one NOTIFY
 -- per queue that received ready jobs, delivered at commit: one round trip from submit to
 -- wake-up. With $2 NULL no NOTIFY is sent (and PostgreSQL's notify lock is not taken): the
 -- caller sends it after the commit instead (see NotifyCoalescer for which path does which).
@@ -56,9 +58,6 @@ WITH input AS (
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
     RETURNING id, status, run_at, created_at, queue
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
-    SELECT id, created_at, NULL, status, 0 FROM ins
 ), notified AS (
     SELECT count(pg_notify($2, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM ins WHERE status = 'queued' AND $2::text IS NOT NULL) d
@@ -98,9 +97,6 @@ WITH full_queues AS (
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
     RETURNING id, status, run_at, created_at, queue
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
-    SELECT id, created_at, NULL, status, 0 FROM ins
 ), notified AS (
     SELECT count(pg_notify($12::text, queue)) AS n
       FROM ins WHERE status = 'queued' AND $12::text IS NOT NULL
@@ -119,12 +115,13 @@ SELECT {{job_columns}} FROM jobs WHERE id = $1
 -- name: get_jobs
 SELECT {{job_columns}} FROM jobs WHERE id = ANY($1::uuid[])
 
--- name: job_exists
-SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)
-
 -- name: job_events
-SELECT id, job_id, at, from_status, to_status, attempt, worker_id, message
-  FROM job_events WHERE job_id = $1 ORDER BY id
+-- The job's columns, then its stored rows' (none: NULLs), in one statement so both come from
+-- one snapshot: store.common.audit_trail rebuilds the history from the two together.
+SELECT j.*, e.at, e.from_status, e.to_status, e.attempt, e.worker_id, e.message, e.started_at
+  FROM (SELECT {{job_columns}} FROM jobs WHERE id = $1) j
+  LEFT JOIN job_events e ON e.job_id = j.id
+ ORDER BY e.id
 
 -- name: count_by_queue_status
 SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status
@@ -181,9 +178,6 @@ WITH claimed AS (
                 LIMIT $2
                   FOR UPDATE SKIP LOCKED))
     RETURNING {{job_columns}}
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
-    SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
@@ -221,9 +215,6 @@ WITH active AS (
                 ORDER BY c.priority DESC, c.run_at, c.id
                 LIMIT $2))
     RETURNING {{job_columns}}
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
-    SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
@@ -246,10 +237,10 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.attempt, o.worker_id
+    RETURNING j.id, j.attempt, o.worker_id, j.started_at
 ), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
-    SELECT id, now(), 'running', 'completed', attempt, worker_id FROM done
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, started_at)
+    SELECT id, now(), 'running', 'completed', attempt, worker_id, started_at FROM done
 )
 SELECT id FROM done
 
@@ -269,16 +260,18 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error
+    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error, j.started_at
 ), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), 'running', status, attempt, worker_id, error FROM failed
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                            started_at)
+    SELECT id, now(), 'running', status, attempt, worker_id, error, started_at FROM failed
 )
 SELECT id FROM failed
 
 -- name: release
--- Guarded like complete. Hands jobs back without charging the attempt; one NOTIFY per queue
--- that got ready jobs.
+-- Guarded like complete. Hands jobs back without charging the attempt (the event names the
+-- attempt handed back, which the next claim runs again); one NOTIFY per queue that got ready
+-- jobs.
 WITH input AS MATERIALIZED (
     SELECT t.*, 'running'::text AS running
       FROM unnest($1::uuid[], $2::int8[], $3::timestamptz[], $4::text[])
@@ -291,10 +284,11 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, j.attempt, o.worker_id, i.reason
+    RETURNING j.id, j.queue, j.status, o.attempt, o.worker_id, i.reason, j.started_at
 ), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), 'running', status, attempt, worker_id, reason FROM released
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                            started_at)
+    SELECT id, now(), 'running', status, attempt, worker_id, reason, started_at FROM released
 ), notified AS (
     SELECT count(pg_notify($5, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM released WHERE status = 'queued') d
@@ -349,10 +343,11 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL, updated_at = now()
       FROM input i
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error
+    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error, j.started_at
 ), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), 'running', status, attempt, worker_id, error FROM reaped
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                            started_at)
+    SELECT id, now(), 'running', status, attempt, worker_id, error, started_at FROM reaped
 ), notified AS (
     SELECT count(pg_notify($6, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM reaped WHERE status = 'queued') d
@@ -398,7 +393,8 @@ SELECT count(*) FROM gone
 -- The row is locked first (`cur`), so the reported previous status is the one the update saw.
 -- A missing job yields no row; a terminal one yields a row with a NULL id and its cur_status.
 WITH cur AS (
-    SELECT id AS cur_id, status AS cur_status, worker_id AS cur_worker_id
+    SELECT id AS cur_id, status AS cur_status, worker_id AS cur_worker_id,
+           started_at AS cur_started_at
       FROM jobs WHERE id = $1 FOR UPDATE
 ), upd AS (
     UPDATE jobs
@@ -406,10 +402,13 @@ WITH cur AS (
            worker_id = NULL, lease_expires_at = NULL
       FROM cur
      WHERE id = cur_id AND cur_status NOT IN ({{terminal}})
-    RETURNING {{job_columns}}, cur_status AS prev_status, cur_worker_id AS prev_worker_id
+    RETURNING {{job_columns}}, cur_status AS prev_status, cur_worker_id AS prev_worker_id,
+              CASE WHEN cur_status = 'running' THEN cur_started_at END AS attempt_started_at
 ), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-    SELECT id, now(), prev_status, 'cancelled', attempt, prev_worker_id, $2 FROM upd
+    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                            started_at)
+    SELECT id, now(), prev_status, 'cancelled', attempt, prev_worker_id, $2, attempt_started_at
+      FROM upd
 )
 SELECT upd.*, cur.cur_status FROM cur LEFT JOIN upd ON true
 

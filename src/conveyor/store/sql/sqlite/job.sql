@@ -20,10 +20,7 @@ SELECT {{job_columns}} FROM jobs WHERE id = ?
 SELECT {{job_columns}} FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 
 -- name: select_job_state
-SELECT status, attempt, worker_id, queue FROM jobs WHERE id = ?
-
--- name: job_exists
-SELECT 1 FROM jobs WHERE id = ?
+SELECT status, attempt, worker_id, started_at FROM jobs WHERE id = ?
 
 -- name: list_jobs
 -- Newest first. The where placeholder takes the list_filter_* conditions that apply, joined by
@@ -91,20 +88,16 @@ WHERE id IN (
 ) AND status = 'queued'
 RETURNING {{job_columns}}
 
--- name: claim_events
--- The claim's events in one statement, in claim order (json_each walks the array in order).
--- Batch items: [job id, attempt].
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-SELECT c.value ->> 0, ?, 'queued', 'running', c.value ->> 1, ?, NULL
-FROM json_each(?) AS c
-
 -- name: complete_events
 -- Guarded batch updates (complete, fail, release): their events are written first from the
 -- same guarded join the UPDATE then applies. Inside one BEGIN IMMEDIATE transaction both
 -- statements see the same rows, and the event still sees the worker_id the UPDATE clears.
+-- Claims write no event: each of these rows carries its attempt's started_at instead
+-- (migration 0005, store.common.audit_trail).
 -- Batch items: [job id, lease token, result JSON text or null].
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
-SELECT jobs.id, ?, 'running', 'completed', jobs.attempt, jobs.worker_id, NULL
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                        started_at)
+SELECT jobs.id, ?, 'running', 'completed', jobs.attempt, jobs.worker_id, NULL, jobs.started_at
 FROM json_each(?) AS c CROSS JOIN jobs ON jobs.id = c.value ->> 0
 WHERE jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
 
@@ -118,10 +111,11 @@ RETURNING id
 
 -- name: fail_events
 -- Batch items: [job id, lease token, error, retry_at or null (null: dead)].
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                        started_at)
 SELECT jobs.id, ?, 'running',
        CASE WHEN f.value ->> 3 IS NULL THEN 'dead' ELSE 'retrying' END,
-       jobs.attempt, jobs.worker_id, f.value ->> 2
+       jobs.attempt, jobs.worker_id, f.value ->> 2, jobs.started_at
 FROM json_each(?) AS f CROSS JOIN jobs ON jobs.id = f.value ->> 0
 WHERE jobs.lease_token = f.value ->> 1 AND +jobs.status = 'running'
 
@@ -136,11 +130,13 @@ WHERE jobs.id = f.value ->> 0 AND jobs.lease_token = f.value ->> 1 AND +jobs.sta
 RETURNING id
 
 -- name: release_events
--- Batch items: [job id, lease token, run_at or null (null: queued now), reason].
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
+-- Batch items: [job id, lease token, run_at or null (null: queued now), reason]. The event
+-- names the attempt handed back (uncharged: the next claim runs it again).
+INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
+                        started_at)
 SELECT jobs.id, ?, 'running',
        CASE WHEN r.value ->> 2 IS NULL THEN 'queued' ELSE 'scheduled' END,
-       max(jobs.attempt - 1, 0), jobs.worker_id, r.value ->> 3
+       jobs.attempt, jobs.worker_id, r.value ->> 3, jobs.started_at
 FROM json_each(?) AS r CROSS JOIN jobs ON jobs.id = r.value ->> 0
 WHERE jobs.lease_token = r.value ->> 1 AND +jobs.status = 'running'
 
@@ -167,7 +163,8 @@ SELECT 1 FROM jobs INDEXED BY jobs_lease_idx
 WHERE status = 'running' AND lease_expires_at <= ? LIMIT 1
 
 -- name: select_expired
-SELECT id, worker_id, attempt, max_retries, lease_token, queue FROM jobs INDEXED BY jobs_lease_idx
+SELECT id, worker_id, attempt, max_retries, lease_token, queue, started_at
+FROM jobs INDEXED BY jobs_lease_idx
 WHERE status = 'running' AND lease_expires_at <= ?
 ORDER BY lease_expires_at LIMIT ?
 
