@@ -16,9 +16,12 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
+from conveyor.domain.job import JobStatus
+from conveyor.domain.records import JobFilter
 from conveyor.store import open_store
 from conveyor.store.migrate import MIGRATIONS_DIR
-from conveyor.store.postgres import parse_url, quote_ident
+from conveyor.store.postgres import PostgresStore, parse_url, quote_ident
+from conveyor.store.postgres import Q as Q_PG
 from conveyor.store.sqlite import Q
 
 Index = tuple[tuple[str, ...], bool]  # (indexed columns in order, unique)
@@ -180,5 +183,36 @@ async def test_sqlite_queries_use_their_partial_indexes(sqlite_url: str) -> None
         for name, index in PARTIAL_INDEX_USERS.items():
             plan = query_plan(db, Q[name])
             assert f"INDEX {index} " in plan, f"{name} does not use {index}: {plan}"
+        # listing the dead-letter queue (and the other parked statuses), newest first
+        dead = Q.list_jobs.format(where=Q.list_filter_parked_status)
+        plan = query_plan(db, dead)
+        assert "INDEX jobs_status_id_idx " in plan, plan
     finally:
         db.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_lists_a_parked_status_through_its_index(pg_url: str) -> None:
+    store = open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    await store.connect()
+    try:
+        await store.migrate()
+        async with store.pool.acquire() as conn:
+            # generic plans must prove the partial index too (prepared statements switch to
+            # them after a few executions)
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            await conn.execute("SET enable_seqscan = off")
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN SELECT id FROM jobs WHERE "
+                    + Q_PG.list_jobs_by_parked_status.format(1)
+                    + " ORDER BY id DESC LIMIT 10",
+                    JobStatus.DEAD.value,
+                )
+            )
+        assert "jobs_status_id_idx" in plan, plan
+        assert (await store.list_jobs(JobFilter(status=JobStatus.DEAD))).jobs == []
+    finally:
+        await store.close()

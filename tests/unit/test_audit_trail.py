@@ -59,12 +59,12 @@ def test_running_job_shows_its_claim_from_the_job_row() -> None:
 
 
 def test_finished_attempt_row_expands_into_claim_and_outcome() -> None:
-    j = job(S.COMPLETED, attempt=1, started_at=at(2))
-    events = audit_trail(j, [row(3, S.RUNNING, S.COMPLETED, started=2, worker="w1")])
+    j = job(S.DEAD, attempt=1, started_at=at(2))
+    events = audit_trail(j, [row(3, S.RUNNING, S.DEAD, started=2, worker="w1")])
     assert shape(events) == [
         (1, None, S.QUEUED, 0, T0),
         (2, S.QUEUED, S.RUNNING, 1, at(2)),
-        (3, S.RUNNING, S.COMPLETED, 1, at(3)),
+        (3, S.RUNNING, S.DEAD, 1, at(3)),
     ]
     assert [e.worker_id for e in events] == [None, "w1", "w1"]
 
@@ -81,10 +81,9 @@ def test_created_scheduled_is_read_from_the_first_transition() -> None:
 
 def test_ids_stay_put_when_the_running_attempt_ends() -> None:
     running = audit_trail(job(S.RUNNING, attempt=1, started_at=at(2), worker_id="w"), [])
-    done = audit_trail(
-        job(S.COMPLETED, attempt=1, started_at=at(2)),
-        [row(3, S.RUNNING, S.COMPLETED, started=2, worker="w")],
-    )
+    completed = job(S.COMPLETED, attempt=1, started_at=at(2), worker_id="w")
+    completed.finished_at = at(3)
+    done = audit_trail(completed, [])
     assert shape(done)[: len(running)] == shape(running)
 
 
@@ -103,3 +102,29 @@ def test_rows_written_before_migration_0005_read_back_unchanged() -> None:
     # an old claim row of the running attempt is not repeated from the job row
     running = audit_trail(job(S.RUNNING, attempt=1, started_at=at(2)), old[:2])
     assert len(running) == 2
+
+
+def test_completed_first_time_is_all_in_the_job_row() -> None:
+    j = job(S.COMPLETED, attempt=1, started_at=at(2), worker_id="w1")
+    j.finished_at = at(3)
+    events = audit_trail(j, [])
+    assert shape(events) == [
+        (1, None, S.QUEUED, 0, T0),
+        (2, S.QUEUED, S.RUNNING, 1, at(2)),
+        (3, S.RUNNING, S.COMPLETED, 1, at(3)),
+    ]
+    assert [e.worker_id for e in events] == [None, "w1", "w1"]
+
+
+def test_completed_after_a_retry() -> None:
+    j = job(S.COMPLETED, attempt=2, started_at=at(6), worker_id="w2")
+    j.finished_at = at(7)
+    rows = [row(3, S.RUNNING, S.RETRYING, started=2, worker="w1"), row(5, S.RETRYING, S.QUEUED)]
+    assert [(e.from_status, e.to_status, e.attempt) for e in audit_trail(j, rows)] == [
+        (None, S.QUEUED, 0),
+        (S.QUEUED, S.RUNNING, 1),
+        (S.RUNNING, S.RETRYING, 1),
+        (S.RETRYING, S.QUEUED, 1),
+        (S.QUEUED, S.RUNNING, 2),
+        (S.RUNNING, S.COMPLETED, 2),
+    ]

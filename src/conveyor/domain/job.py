@@ -102,7 +102,7 @@ class Job:
     tenant: str | None
     result: Any
     last_error: str | None
-    worker_id: str | None
+    worker_id: str | None  # while running: the lease holder; once completed: who ran it
     lease_expires_at: datetime | None
     lease_token: int
     created_at: datetime

@@ -4,8 +4,8 @@ Both backends (SQLite, PostgreSQL) implement it and pass one shared test suite
 (tests/store/). Contract rules every implementation keeps:
 
 * Every status change is recorded in the same transaction, so `job_events` returns the whole
-  history: one `job_events` row per transition, except creation and claims, which the job row
-  holds until the attempt ends (then its row carries the attempt's start; see
+  history: one `job_events` row per transition, except creation, claims and completion, which
+  the job row holds (a later transition out of `running` carries its attempt's start; see
   store.common.audit_trail).
 * Guarded updates: completing, failing, releasing and heart-beating match (id, lease_token,
   status='running'); a caller whose lease was reaped or whose job was cancelled changes

@@ -71,11 +71,12 @@ def lost_lease_message(worker_id: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """A job_events row as written since migration 0005. Creation and claims are not stored
-    (the job row holds them: created_at, and started_at/worker_id/attempt while it runs);
-    a transition out of `running` carries its attempt's `started_at`, from which the claim
-    that began the attempt is rebuilt. A happy-path job so writes one row instead of three.
-    Rows written before 0005 (creation and claim rows, no started_at) read back unchanged."""
+    """A job_events row as written since migration 0005. Creation, claims and completion are
+    not stored: the job row holds them (created_at; started_at, worker_id and attempt while it
+    runs and once completed; finished_at). Any other transition out of `running` carries its
+    attempt's `started_at`, from which the claim that began the attempt is rebuilt. A job that
+    succeeds first time so writes no event row instead of three. Rows written before 0005
+    (creation, claim and completion rows, no started_at) read back unchanged."""
 
     at: datetime
     from_status: JobStatus | None
@@ -109,18 +110,20 @@ def audit_trail(job: Job, rows: Sequence[StoredEvent]) -> list[JobEvent]:
         )
 
     if not rows or rows[0].from_status is not None:
-        # Only a claim changes a job's status without a row, so the first stored transition
-        # (or, with none, the job's status now) starts from the status the job was created in.
+        # Only claims and completions change a job's status without a row, so the first stored
+        # transition (or, with none, the job's status now, unless it was ever claimed) starts
+        # from the status the job was created in.
         if rows:
             created = JobStatus.QUEUED if rows[0].started_at else rows[0].from_status
         else:
-            created = JobStatus.QUEUED if job.status is JobStatus.RUNNING else job.status
+            created = JobStatus.QUEUED if job.started_at is not None else job.status
         assert created is not None
         add(job.created_at, None, created, 0)
     for r in rows:
         if r.started_at is not None:
             add(r.started_at, JobStatus.QUEUED, JobStatus.RUNNING, r.attempt, r.worker_id)
         add(r.at, r.from_status, r.to_status, r.attempt, r.worker_id, r.message)
+    # The attempt under way, or the one that completed the job, is in the job row alone.
     last = events[-1]
     if (
         job.status is JobStatus.RUNNING
@@ -128,4 +131,9 @@ def audit_trail(job: Job, rows: Sequence[StoredEvent]) -> list[JobEvent]:
         and (last.to_status is not JobStatus.RUNNING or last.attempt != job.attempt)
     ):
         add(job.started_at, JobStatus.QUEUED, JobStatus.RUNNING, job.attempt, job.worker_id)
+    elif job.status is JobStatus.COMPLETED and last.to_status is not JobStatus.COMPLETED:
+        assert job.started_at is not None and job.finished_at is not None
+        if last.to_status is not JobStatus.RUNNING:  # a claim row written before 0005 stays
+            add(job.started_at, JobStatus.QUEUED, JobStatus.RUNNING, job.attempt, job.worker_id)
+        add(job.finished_at, JobStatus.RUNNING, JobStatus.COMPLETED, job.attempt, job.worker_id)
     return events

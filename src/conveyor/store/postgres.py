@@ -6,7 +6,7 @@ schema name, so several Conveyors (or tests) can share one database without seei
 
 This module is the dialect only: pool and connection handling, LISTEN/NOTIFY, parameters and
 row mapping. The statements are in store/sql/postgres/*.sql (hot-path ones are data-modifying
-CTEs: the status change, its job_events rows and any NOTIFY in a single implicit transaction,
+CTEs: the status change, its job_events row and any NOTIFY in a single implicit transaction,
 one round trip, prepared once per connection by asyncpg's statement cache); what both drivers
 decide alike (batch ids and duplicate keys, the queue-full refusal, what a lost lease becomes)
 is in store/common.py; migrations run through store/migrate.py.
@@ -72,7 +72,8 @@ Q = sql.load("postgres")
 _LIST_JOBS_WHERE: dict[str, str] = {
     key: Q[f"list_jobs_by_{key}"]
     for key in (
-        "queue", "status", "type", "tag", "tenant", "created_after", "created_before", "cursor"
+        "queue", "status", "parked_status", "type", "tag", "tenant", "created_after",
+        "created_before", "cursor",
     )
 }  # fmt: skip
 
@@ -684,9 +685,11 @@ class PostgresStore:
         limit = max(1, limit)
         clauses: list[str] = []
         args: list[Any] = []
+        status = flt.status
         values: dict[str, Any] = {
             "queue": flt.queue,
-            "status": flt.status.value if flt.status is not None else None,
+            "status": status.value if status and status not in sql.PARKED else None,
+            "parked_status": status.value if status and status in sql.PARKED else None,
             "type": flt.type,
             "tag": flt.tag,
             "tenant": flt.tenant,

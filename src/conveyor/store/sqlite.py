@@ -1019,7 +1019,10 @@ class SQLiteStore:
         params: list[Any] = []
         for cond, value in (
             (Q.list_filter_queue, flt.queue),
-            (Q.list_filter_status, None if flt.status is None else JobStatus(flt.status).value),
+            (
+                Q.list_filter_parked_status if flt.status in sql.PARKED else Q.list_filter_status,
+                None if flt.status is None else JobStatus(flt.status).value,
+            ),
             (Q.list_filter_type, flt.type),
             (Q.list_filter_tag, flt.tag),
             (Q.list_filter_tenant, flt.tenant),
@@ -1120,7 +1123,6 @@ class SQLiteStore:
 
         def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            _run(conn, Q.complete_events, (now, batch))
             return _fetch(conn, Q.complete, (now, now, batch))
 
         rows = await self._write(tx, long=len(items) > LONG_BATCH)

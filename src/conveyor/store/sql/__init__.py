@@ -6,8 +6,9 @@ A file holds blocks headed `-- name: claim_one`; the text up to the next header 
 Double-brace tokens name the domain's own vocabulary and are filled in at load, so a status
 set is spelled in one place (conveyor.domain.job) and never as literals in a query:
 `{{terminal}}` becomes `'cancelled', 'completed', 'dead'`, `{{waiting}}` the statuses that wait
-for their run_at, `{{job_columns}}` the column order both drivers' row mappers read. Single
-braces (JSON and array literals) are left alone.
+for their run_at, `{{parked}}` those listed through their own index, `{{job_columns}}` the
+column order both drivers' row mappers read. Single braces (JSON and array literals) are left
+alone.
 """
 
 from __future__ import annotations
@@ -28,9 +29,15 @@ def _sql_list(statuses: Iterable[JobStatus]) -> str:
     return ", ".join(f"'{s.value}'" for s in sorted(statuses))
 
 
+# The statuses a job rests in, which operators list (the dead-letter queue above all): only
+# these have a listing index, jobs_status_id_idx (migrations 0005). Every job passes through
+# the others, and an index entry per step was a fifth of the WAL a job wrote.
+PARKED = WAITING | {JobStatus.DEAD, JobStatus.CANCELLED}
+
 TOKENS: Mapping[str, str] = {
     "terminal": _sql_list(TERMINAL),
     "waiting": _sql_list(WAITING),
+    "parked": _sql_list(PARKED),
     # Row shapes both drivers read positionally (their row mappers follow this order).
     "job_columns": (
         "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "

@@ -6,8 +6,10 @@
 -- any NOTIFY happen in one implicit transaction: no BEGIN/COMMIT round trips, nothing
 -- half-written, and asyncpg's per-connection statement cache keeps each one prepared.
 --
--- job_events holds one row per transition except creation and claims (migration 0005, see
--- store.common.audit_trail): a transition out of `running` records its attempt's started_at.
+-- job_events holds one row per transition except creation, claims and completion (migration
+-- 0005, see store.common.audit_trail): the job row keeps those (created_at; started_at,
+-- attempt and worker_id; finished_at), and a transition out of `running` records its
+-- attempt's started_at. A job that succeeds first time writes no event row at all.
 -- job_events has no foreign key to jobs (migration 0003: its per-row check cost a quarter of a
 -- batched insert), so every statement that deletes jobs deletes their events with them.
 
@@ -139,6 +141,11 @@ queue = ${}
 -- name: list_jobs_by_status
 status = ${}
 
+-- name: list_jobs_by_parked_status
+-- A status with a listing index (see migration 0005): the literal list lets every plan, generic
+-- ones included, prove the partial index applies.
+status = ${} AND status IN ({{parked}})
+
 -- name: list_jobs_by_type
 type = ${}
 
@@ -225,8 +232,8 @@ SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 -- restriction the planner may answer with a scan of every running job (jobs_reap_idx /
 -- jobs_status_id_idx) whenever stale statistics say few jobs run, which turns a 100-job batch
 -- into an O(running jobs) statement; as a join clause it can only be checked per id looked up
--- through the primary key. The self-join `o` supplies the pre-update worker_id for the event
--- row (RETURNING only sees the new, cleared value).
+-- through the primary key. No event row: the completed job row is its own record (it keeps
+-- the worker_id of the attempt that completed it).
 -- $3 is jsonb[]: each result arrives encoded (the worker's bytes as an orjson.Fragment).
 WITH input AS MATERIALIZED (
     SELECT t.*, 'running'::text AS running
@@ -234,19 +241,17 @@ WITH input AS MATERIALIZED (
 ), done AS (
     UPDATE jobs j
        SET status = 'completed', result = i.result, finished_at = now(), updated_at = now(),
-           worker_id = NULL, lease_expires_at = NULL
-      FROM input i JOIN jobs o ON o.id = i.id
+           lease_expires_at = NULL
+      FROM input i
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.attempt, o.worker_id, j.started_at
-), ev AS (
-    INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, started_at)
-    SELECT id, now(), 'running', 'completed', attempt, worker_id, started_at FROM done
+    RETURNING j.id
 )
 SELECT id FROM done
 
 -- name: fail
 -- Guarded like complete. A failure with a retry_at waits as `retrying`; one without goes to
--- the dead-letter queue.
+-- the dead-letter queue. The self-join `o` supplies the pre-update worker_id for the event row
+-- (RETURNING only sees the new, cleared value).
 WITH input AS MATERIALIZED (
     SELECT t.*, 'running'::text AS running
       FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::timestamptz[])

@@ -33,6 +33,11 @@ queue = ?
 -- name: list_filter_status
 status = ?
 
+-- name: list_filter_parked_status
+-- A status with a listing index (see migration 0005): SQLite uses a partial index only when
+-- the query spells its WHERE term.
+status = ? AND status IN ({{parked}})
+
 -- name: list_filter_type
 type = ?
 
@@ -88,29 +93,23 @@ WHERE id IN (
 ) AND status = 'queued'
 RETURNING {{job_columns}}
 
--- name: complete_events
--- Guarded batch updates (complete, fail, release): their events are written first from the
--- same guarded join the UPDATE then applies. Inside one BEGIN IMMEDIATE transaction both
--- statements see the same rows, and the event still sees the worker_id the UPDATE clears.
--- Claims write no event: each of these rows carries its attempt's started_at instead
--- (migration 0005, store.common.audit_trail).
--- Batch items: [job id, lease token, result JSON text or null].
-INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
-                        started_at)
-SELECT jobs.id, ?, 'running', 'completed', jobs.attempt, jobs.worker_id, NULL, jobs.started_at
-FROM json_each(?) AS c CROSS JOIN jobs ON jobs.id = c.value ->> 0
-WHERE jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
-
 -- name: complete
+-- Guarded batch updates (complete, fail, release) match (id, lease token, running). A
+-- completion writes no event row: the completed job row is its own record, keeping the
+-- worker_id of the attempt that completed it (migration 0005, store.common.audit_trail).
+-- Batch items: [job id, lease token, result JSON text or null].
 UPDATE jobs
 SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
-    worker_id = NULL, lease_expires_at = NULL
+    lease_expires_at = NULL
 FROM json_each(?) AS c
 WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
 RETURNING id
 
 -- name: fail_events
--- Batch items: [job id, lease token, error, retry_at or null (null: dead)].
+-- Failures and releases write their event first, from the same guarded join the UPDATE then
+-- applies: inside one BEGIN IMMEDIATE transaction both statements see the same rows, and the
+-- event still sees the worker_id the UPDATE clears. Claims write no event: these rows carry
+-- their attempt's started_at instead. Batch items: [job id, lease token, error, retry_at or null (null: dead)].
 INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
                         started_at)
 SELECT jobs.id, ?, 'running',
