@@ -1,37 +1,23 @@
 """A live gateway: Debian's nginx with deploy/nginx in front of two real `conveyor server`
-processes on the local PostgreSQL, as scripts/cluster runs them (one worker and one scheduler
+processes on the local PostgreSQL, as scripts/cluster runs them (one worker and no scheduler
 here, to spare the CPU). One cluster for the module: starting it costs seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib.util
 import ipaddress
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.conftest import PG_DSN, _pg_connect, require_services, with_schema
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_cluster_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conveyor_cluster", REPO / "scripts/cluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-cluster_module = load_cluster_module()
+from tests.deploy.tools import cluster_module
 
 
 def self_signed(dir: Path) -> tuple[Path, Path]:
@@ -99,7 +85,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         root,
         with_schema(PG_DSN, schema),
         workers=1,
-        schedulers=1,
+        schedulers=0,  # nothing here is delayed or cron: spare the CPU
         tls=self_signed(root),
         env={
             "CONVEYOR_POLL_INTERVAL": "0.05",
@@ -111,8 +97,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )
     try:
         c.start()
+        # The token's own process starts while the servers do (each start costs seconds).
+        token = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.cli", "token", "create", "--name", "gw", "--role",
+             "admin"],
+            env=c.process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
         c.wait_ready()
-        c.token = c.conveyor("token", "create", "--name", "gateway-test", "--role", "admin")
+        out, err = token.communicate(timeout=60)
+        assert token.returncode == 0, err
+        c.token = out.strip()
         yield c
     finally:
         c.stop()

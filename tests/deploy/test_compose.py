@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.tools import DEPLOY
+from tests.deploy.tools import DEPLOY, cluster_module
 
 COMPOSE = DEPLOY / "compose"
 SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
@@ -134,3 +134,14 @@ def test_mounted_files_exist_and_scrape_targets_resolve(compose: dict[str, Any])
         for alias in service.get("networks", {}).get("default", {}).get("aliases", [])
     }
     assert targets <= aliases, targets - aliases
+
+
+def test_the_gateway_gets_a_value_for_every_placeholder(compose: dict[str, Any]) -> None:
+    nginx = compose["services"]["nginx"]
+    mounts = dict(v.split(":")[:2] for v in nginx["volumes"])
+    assert mounts["../nginx/templates"] == "/etc/nginx/templates"
+    assert mounts["../nginx/conveyor"] == "/etc/nginx/conveyor"  # the includes' relative path
+    for template in (DEPLOY / "nginx" / "templates").glob("*.template"):
+        rendered = cluster_module.render(template.read_text(), nginx["environment"])
+        for include in re.findall(r"include (conveyor/\S+);", rendered):
+            assert (DEPLOY / "nginx" / include).exists(), include

@@ -4,10 +4,12 @@ Python first (a venv's bin/, which need not be on PATH), then on PATH."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -25,3 +27,16 @@ def tool(name: str) -> str:
 
 def run(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _load_cluster_module() -> ModuleType:
+    """scripts/cluster.py (a script, not a package module): its gateway renderer and Cluster."""
+    spec = importlib.util.spec_from_file_location("conveyor_cluster", REPO / "scripts/cluster.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+cluster_module = _load_cluster_module()
