@@ -229,6 +229,19 @@ class Cluster:
                 proc.wait(5)
 
 
+def signing_key(path: Path) -> str:
+    """The cluster's JWT key, kept between runs (as `conveyor dev` keeps its own) so tokens
+    made by an earlier run still work; made on first use, readable by its owner only."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -251,6 +264,7 @@ def main() -> None:
         env=env,
         http_port=args.port,
         grpc_port=args.grpc_port,
+        jwt_secret=signing_key(args.dir / "jwt-secret"),
     )
     stopping = False
 
