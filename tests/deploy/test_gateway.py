@@ -129,12 +129,15 @@ async def test_the_apis_refusals_pass_through_untouched(cluster: Any) -> None:
         assert limited.status_code == 200, limited.text
         first = await http.post("/v1/jobs", json={"type": "t", "queue": "full"})
         assert first.status_code == 201, first.text  # no worker takes queue "full"
+        bodies = []
         for base in (cluster.url, cluster.server_url(0)):  # the gateway, then a server directly
             refused = await http.post(f"{base}/v1/jobs", json={"type": "t", "queue": "full"})
             assert refused.status_code == 429, refused.text
             assert int(refused.headers["retry-after"]) >= 1
             assert refused.headers["content-type"] == "application/problem+json"
             assert refused.json()["code"] == "queue_full"
+            bodies.append(refused.content)
+        assert bodies[0] == bodies[1]  # byte for byte: nginx adds nothing, changes nothing
         bad = await http.post("/v1/jobs", json={"type": "t", "priority": "high"})
         assert bad.status_code == 422
         assert bad.headers["content-type"] == "application/problem+json"
