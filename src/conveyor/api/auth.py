@@ -27,7 +27,7 @@ log = structlog.get_logger("conveyor.api")
 
 # Probes and scrapes bypass the gate (no token parsing, no rate limit): an orchestrator must
 # always learn the truth, and /metrics checks its own scrape token (CONVEYOR_METRICS_TOKEN).
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+EXEMPT_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics"})
 PRINCIPAL_KEY = "principal"
 
 

@@ -1,7 +1,8 @@
 """The front gate: everything every request goes through, in one pure-ASGI layer in front of
 FastAPI's own stack (see ConveyorAPI).
 
-In order: time it and count it (HTTP metrics), add the security headers to whatever answers,
+In order: time it and count it (HTTP metrics), give it a request id (X-Request-ID, bound to
+every log line of the request and echoed back), add the security headers to whatever answers,
 authenticate the caller and apply its rate limit before any body is read, read the body
 within its size limit and refuse non-JSON bodies, then hand the request on. A bug anywhere
 below that escapes becomes a 500 problem, never a bare text error, and is logged once.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+import structlog
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +33,8 @@ from conveyor.api.errors import crash_problem, domain_problem, log_crash
 from conveyor.api.headers import Header, security_headers
 from conveyor.api.limits import BODY_METHODS, BodyRefused, read_body
 from conveyor.api.observability import RequestMetrics
+from conveyor.api.requestid import HEADER as REQUEST_ID
+from conveyor.api.requestid import request_id
 from conveyor.domain.errors import ConveyorError
 from conveyor.security.policy import Principal
 
@@ -56,7 +60,8 @@ class Gate:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        extra = security_headers(scope["path"])
+        rid = request_id(scope["headers"])
+        extra = [*security_headers(scope["path"]), (REQUEST_ID, rid.encode())]
         status = 0  # no response started yet
         route = _Route()
 
@@ -75,6 +80,7 @@ class Gate:
                 }
             await send(message)
 
+        bound = structlog.contextvars.bind_contextvars(request_id=rid)
         try:
             await self._handle(scope, receive, send_with_headers, route)
         except Exception as exc:
@@ -85,6 +91,7 @@ class Gate:
                 return
             await crash_problem(scope["path"], exc)(scope, receive, send_with_headers)
         finally:
+            structlog.contextvars.reset_contextvars(**bound)
             template = route.template or getattr(scope.get("route"), "path", None)
             self.metrics.observe(
                 scope["method"], template, status or 500, time.perf_counter() - start

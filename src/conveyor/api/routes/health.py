@@ -20,6 +20,7 @@ log = structlog.get_logger("conveyor.api")
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
+@router.get("/livez", response_model=Health, summary="The process is alive (as on workers)")
 async def healthz() -> Any:
     return JSONBytes({"status": "ok"})
 
