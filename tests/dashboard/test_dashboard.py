@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from tests.conftest import require_services
+from tests.dashboard.browser import CHROMIUM, FLAGS, TIMEOUT_MS, chromium
 from tests.helpers import wait_until
 from tests.observability.stack import Stack, running_stack
 
@@ -30,32 +29,7 @@ SHOTS = Path(
     os.environ.get("CONVEYOR_SCREENSHOT_DIR")
     or Path(tempfile.gettempdir()) / "conveyor-screenshots"
 )
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000
 N_FILL = 150
-
-
-def _chromium() -> Any:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError as exc:  # pragma: no cover - a dev dependency
-        require_services("Playwright", f"the playwright package is not installed: {exc}")
-        raise
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        require_services(
-            "Chromium", "Debian's chromium is missing (scripts/services installs it as root)"
-        )
-    return async_playwright
 
 
 class Operator:
@@ -123,7 +97,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 async def test_operator_journey(stack: Stack) -> None:
-    async_playwright = _chromium()
+    async_playwright = chromium()
     from playwright.async_api import expect
 
     SHOTS.mkdir(parents=True, exist_ok=True)
