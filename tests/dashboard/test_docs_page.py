@@ -4,30 +4,16 @@ render one block per operation of /openapi.json."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from tests.dashboard.browser import CHROMIUM, FLAGS, TIMEOUT_MS, chromium
-from tests.observability.stack import Stack, migrate
+from tests.observability.stack import Stack
 
 # Any host but loopback resolves to nothing: the machine is offline as far as the page knows.
 OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
 METHODS = {"get", "put", "post", "delete", "patch"}
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path, f"sqlite:///{tmp_path}/conveyor.db")
-    migrate(stack.store_url)
-    stack.spawn("server", "server", "--port", str(stack.api_port))
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 async def test_docs_render_offline(server: Stack) -> None:
