@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import require_services
@@ -35,3 +38,10 @@ def chromium() -> Any:
             "Chromium", "Debian's chromium is missing (scripts/services installs it as root)"
         )
     return async_playwright
+
+
+def screenshot_dir(env: Mapping[str, str]) -> Path:
+    """$CONVEYOR_SCREENSHOT_DIR (scripts/screenshots sets it to docs/screenshots), else a
+    temporary folder: a test run changes no tracked file."""
+    default = Path(tempfile.gettempdir()) / "conveyor-screenshots"
+    return Path(env.get("CONVEYOR_SCREENSHOT_DIR") or default)

@@ -5,15 +5,14 @@ A real `conveyor server` and `conveyor worker` run on loopback ports. An operato
 resumed, requeues a dead job, fixes another's payload and requeues it (it then completes),
 discards the rest in bulk, and triggers and disables a schedule. Every step is checked
 against the API as well as on the page; screenshots of the main views go to
-$CONVEYOR_SCREENSHOT_DIR (set it to docs/screenshots to refresh the README's pictures), else to
-a temporary folder: a test run changes no tracked file.
+$CONVEYOR_SCREENSHOT_DIR (`scripts/screenshots` sets it to docs/screenshots to refresh the
+README's pictures), else to a temporary folder: a test run changes no tracked file.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,11 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from tests.dashboard.browser import CHROMIUM, FLAGS, TIMEOUT_MS, chromium
+from tests.dashboard.browser import CHROMIUM, FLAGS, TIMEOUT_MS, chromium, screenshot_dir
 from tests.helpers import wait_until
 from tests.observability.stack import Stack, running_stack
 
-SHOTS = Path(
-    os.environ.get("CONVEYOR_SCREENSHOT_DIR")
-    or Path(tempfile.gettempdir()) / "conveyor-screenshots"
-)
+SHOTS = screenshot_dir(os.environ)
 N_FILL = 150
 
 
