@@ -27,11 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import os
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -299,16 +297,11 @@ class StoreStats(Collector):
     cache. Before the first refresh (or after `clear()`) it exports nothing rather than zeros,
     so a missing refresher shows up as absent data, not as an empty system."""
 
-    HISTORY_SECONDS = 3660.0
-
     def __init__(self) -> None:
         self.depth: dict[str, dict[str, int]] | None = None
         self.workers_alive: int | None = None
         self.refreshed_at: float | None = None
         self.owner: object | None = None
-        # (wall time, completed, dead) totals per refresh: the dashboard's last-hour chart,
-        # at no cost beyond the refresh that runs anyway.
-        self.history: deque[tuple[float, int, int]] = deque()
 
     async def refresh(self, store: StatsSource, alive_within: float) -> None:
         counts = await store.count_by_queue_status()
@@ -322,37 +315,6 @@ class StoreStats(Collector):
         self.depth = depth
         self.workers_alive = sum(1 for w in workers if w.last_seen_at >= cutoff)
         self.refreshed_at = time.monotonic()
-        now = time.time()
-        completed = sum(d[JobStatus.COMPLETED.value] for d in depth.values())
-        dead = sum(d[JobStatus.DEAD.value] for d in depth.values())
-        self.history.append((now, completed, dead))
-        while self.history and self.history[0][0] < now - self.HISTORY_SECONDS:
-            self.history.popleft()
-
-    def throughput(self, *, buckets: int = 60, bucket_seconds: int = 60) -> list[dict[str, Any]]:
-        """Jobs completed and dead-lettered per bucket, oldest first, from successive totals.
-
-        Approximate by design: a total that drops (retention pruned finished jobs, or dead jobs
-        were requeued or discarded) counts as zero for that step rather than negative, and
-        nothing is known from before this process started.
-        """
-        now = time.time()
-        first = (int(now) // bucket_seconds - buckets + 1) * bucket_seconds
-        completed = [0] * buckets
-        dead = [0] * buckets
-        for (_, c0, d0), (t1, c1, d1) in itertools.pairwise(list(self.history)):
-            i = int(t1 - first) // bucket_seconds
-            if 0 <= i < buckets:
-                completed[i] += max(0, c1 - c0)
-                dead[i] += max(0, d1 - d0)
-        return [
-            {
-                "at": datetime.fromtimestamp(first + i * bucket_seconds, UTC),
-                "completed": completed[i],
-                "dead": dead[i],
-            }
-            for i in range(buckets)
-        ]
 
     async def run(self, store: StatsSource, *, interval: float, alive_within: float) -> None:
         owner = object()
@@ -372,7 +334,6 @@ class StoreStats(Collector):
         self.depth = None
         self.workers_alive = None
         self.refreshed_at = None
-        self.history.clear()
 
     def collect(self) -> Iterator[Metric]:
         depth, alive, at = self.depth, self.workers_alive, self.refreshed_at

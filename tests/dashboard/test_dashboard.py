@@ -5,16 +5,14 @@ A real `conveyor server` and `conveyor worker` run on loopback ports. An operato
 resumed, requeues a dead job, fixes another's payload and requeues it (it then completes),
 discards the rest in bulk, and triggers and disables a schedule. Every step is checked
 against the API as well as on the page; screenshots of the main views go to
-$CONVEYOR_SCREENSHOT_DIR (set it to docs/screenshots to refresh the README's pictures), else to
-a temporary folder: a test run changes no tracked file.
+$CONVEYOR_SCREENSHOT_DIR (`scripts/screenshots` sets it to docs/screenshots to refresh the
+README's pictures), else to a temporary folder: a test run changes no tracked file.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,40 +20,12 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from tests.conftest import require_services
+from tests.dashboard.browser import CHROMIUM, FLAGS, TIMEOUT_MS, chromium, screenshot_dir
 from tests.helpers import wait_until
 from tests.observability.stack import Stack, running_stack
 
-SHOTS = Path(
-    os.environ.get("CONVEYOR_SCREENSHOT_DIR")
-    or Path(tempfile.gettempdir()) / "conveyor-screenshots"
-)
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000
+SHOTS = screenshot_dir(os.environ)
 N_FILL = 150
-
-
-def _chromium() -> Any:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError as exc:  # pragma: no cover - a dev dependency
-        require_services("Playwright", f"the playwright package is not installed: {exc}")
-        raise
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        require_services(
-            "Chromium", "Debian's chromium is missing (scripts/services installs it as root)"
-        )
-    return async_playwright
 
 
 class Operator:
@@ -123,7 +93,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 async def test_operator_journey(stack: Stack) -> None:
-    async_playwright = _chromium()
+    async_playwright = chromium()
     from playwright.async_api import expect
 
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -361,7 +361,10 @@ async def test_security_headers_everywhere(make_api: AppFactory) -> None:
         assert r.headers["Referrer-Policy"] == "no-referrer", path
         assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
     docs = await api.get("/docs")
+    assert docs.status_code == 200  # public, as are its assets, served locally
     assert "frame-ancestors 'none'" in docs.headers["Content-Security-Policy"]
+    assert "https:" not in docs.headers["Content-Security-Policy"]
+    assert (await api.get("/docs-assets/swagger-ui-bundle.js")).status_code == 200
 
 
 async def test_no_secret_in_logs(make_api: AppFactory) -> None:

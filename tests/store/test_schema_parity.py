@@ -170,6 +170,7 @@ PARTIAL_INDEX_USERS = {
     "any_due": "jobs_due_idx",
     "select_due": "jobs_due_idx",
     "prune_finished": "jobs_prune_idx",
+    "count_finished": "jobs_prune_idx",
     "any_expired": "jobs_lease_idx",
     "select_expired": "jobs_lease_idx",
     "claim_arm": "jobs_claim_idx",

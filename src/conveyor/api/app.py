@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from conveyor.api import errors, observability
 from conveyor.api.auth import document_security
 from conveyor.api.deps import reject_unknown_query
+from conveyor.api.docs import install_docs
 from conveyor.api.gate import Gate
 from conveyor.api.routes import auth, dashboard, health, jobs, queues, schedules, workers
 from conveyor.config import Settings
@@ -112,7 +113,7 @@ def create_app(
         description="Submit, inspect and steer jobs. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by conveyor.api.docs, without a CDN
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
         # Conveyor's metrics are Prometheus (conveyor.metrics); FastAPI's own OpenTelemetry
@@ -125,6 +126,7 @@ def create_app(
     for module in (jobs, queues, schedules, workers, health, auth):
         app.include_router(module.router)
     dashboard.install(app)
+    install_docs(app)
     observability.install(app)
     _document_problems(app)
     return app

@@ -1,7 +1,8 @@
 """Security headers on every response, added by the front gate rather than per route.
 
-The API and dashboard load nothing from elsewhere, so their policy is strict; only the
-Swagger UI at /docs needs its CDN assets and inline bootstrap script.
+Nothing loads anything from elsewhere (Swagger UI's assets are served locally, see
+conveyor.api.docs), so the policy is strict; only the Swagger UI page at /docs needs its inline
+bootstrap script.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ STRICT_CSP = (
     "frame-ancestors 'none'"
 )
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 _COMMON: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),

@@ -75,6 +75,15 @@ class JobEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class FinishedCount:
+    """`count` jobs reached `status` (a terminal one) in the time bucket that starts at `at`."""
+
+    at: datetime
+    status: JobStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     queue: str | None = None
     status: JobStatus | None = None

@@ -45,6 +45,7 @@ from conveyor.domain.records import (
 )
 from conveyor.service.coalesce import SubmitCoalescer
 from conveyor.service.maintenance import run_maintenance
+from conveyor.service.throughput import ThroughputHistory, ThroughputPoint
 from conveyor.store.base import Store
 
 # validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
@@ -82,6 +83,7 @@ class JobService:
         self.known_types = known_types
         self.clock = clock
         self._coalescer = SubmitCoalescer(store, linger=self.settings.submit_linger)
+        self._throughput = ThroughputHistory(store)
 
     # -- readiness and housekeeping ------------------------------------------------------
     async def ping(self) -> None:
@@ -347,6 +349,10 @@ class JobService:
     # -- workers -----------------------------------------------------------------------
     async def workers(self) -> list[WorkerInfo]:
         return await self.store.list_workers()
+
+    async def throughput(self) -> list[ThroughputPoint]:
+        """Jobs completed and dead-lettered per minute over the last hour, oldest first."""
+        return await self._throughput.read(self.clock())
 
 
 def schedule_job(s: Schedule, fire_at: datetime | None) -> NewJob:

@@ -28,6 +28,7 @@ from conveyor.domain.records import (
     Completion,
     Enqueued,
     Failure,
+    FinishedCount,
     JobEvent,
     JobFilter,
     JobPage,
@@ -86,6 +87,12 @@ class Store(Protocol):
 
     async def count_by_queue_status(self) -> dict[str, dict[JobStatus, int]]:
         """{queue: {status: n}} for every queue that has jobs; zero counts may be omitted."""
+
+    async def count_finished(self, since: datetime, bucket_seconds: int) -> list[FinishedCount]:
+        """Jobs finished at or after `since`, per terminal status and `bucket_seconds`-wide
+        bucket (aligned to the epoch); empty buckets are omitted. The dashboard's throughput
+        history: a range scan of the retention index over the jobs retention has kept, so it
+        costs nothing when a job finishes (finished_at is stamped anyway)."""
 
     # -- the worker protocol -----------------------------------------------------------
     async def claim(

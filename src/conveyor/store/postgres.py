@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -47,6 +47,7 @@ from conveyor.domain.records import (
     Completion,
     Enqueued,
     Failure,
+    FinishedCount,
     JobEvent,
     JobFilter,
     JobPage,
@@ -739,6 +740,18 @@ class PostgresStore:
         for r in await self.pool.fetch(Q.count_by_queue_status):
             out.setdefault(r["queue"], {})[JobStatus(r["status"])] = r["n"]
         return out
+
+    @_unavailable_as_store_error
+    async def count_finished(self, since: datetime, bucket_seconds: int) -> list[FinishedCount]:
+        rows = await self.pool.fetch(Q.count_finished, since, bucket_seconds)
+        return [
+            FinishedCount(
+                datetime.fromtimestamp(r["bucket"] * bucket_seconds, UTC),
+                JobStatus(r["status"]),
+                r["n"],
+            )
+            for r in rows
+        ]
 
     # -- the worker protocol ------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ from conveyor.domain.records import (
     Completion,
     Enqueued,
     Failure,
+    FinishedCount,
     JobEvent,
     JobFilter,
     JobPage,
@@ -1067,6 +1068,11 @@ class SQLiteStore:
         for queue, status, n in await self._read(Q.count_by_queue_status):
             out.setdefault(queue, {})[JobStatus(status)] = n
         return out
+
+    async def count_finished(self, since: datetime, bucket_seconds: int) -> list[FinishedCount]:
+        width = bucket_seconds * 1_000_000
+        rows = await self._read(Q.count_finished, (_to_us(since), width))
+        return [FinishedCount(_from_us(b * width), JobStatus(s), n) for s, b, n in rows]
 
     # -- the worker protocol -----------------------------------------------------------
 

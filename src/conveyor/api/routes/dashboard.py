@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from conveyor import metrics
 from conveyor.api.auth import public
 from conveyor.api.deps import CurrentSettings, ReadQueues, ReadSchedules, Service
 from conveyor.api.serialize import JSONBytes, queue_out, schedule_out
+from conveyor.service.throughput import BUCKET_SECONDS
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 UPCOMING = 5
@@ -43,9 +43,11 @@ async def overview(svc: Service, settings: CurrentSettings, _: ReadQueues) -> An
             "queues": [queue_out(q) for q in queues],
             "workers_alive": alive,
             "history": {
-                "bucket_seconds": 60,
-                "sample_seconds": settings.metrics_refresh_interval,
-                "points": metrics.STORE_STATS.throughput(),
+                "bucket_seconds": BUCKET_SECONDS,
+                "points": [
+                    {"at": p.at, "completed": p.completed, "dead": p.dead}
+                    for p in await svc.throughput()
+                ],
             },
         }
     )

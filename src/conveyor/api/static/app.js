@@ -344,7 +344,7 @@ views.overview = async () => {
       h("h2", {}, "Throughput — jobs finished per minute, last hour"),
       throughputChart(data.history),
       h("div", { class: "legend" }, h("span", {}, h("i", { class: "ok" }), "completed"), h("span", {}, h("i", { class: "fail" }), "dead-lettered"),
-        h("span", {}, `sampled from the store every ${data.history.sample_seconds}s`)),
+        h("span", {}, "from the store: finished jobs that retention keeps")),
     ),
     h("div", { class: "card flush" },
       h("h2", {}, "Queues"),

@@ -128,6 +128,15 @@ SELECT j.*, e.at, e.from_status, e.to_status, e.attempt, e.worker_id, e.message,
 -- name: count_by_queue_status
 SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status
 
+-- name: count_finished
+-- Finished jobs per status and bucket ($2 seconds wide; the bucket's number is its start over
+-- $2) since $1: an index-only range scan of jobs_prune_idx (status, finished_at), whose
+-- predicate the status list repeats.
+SELECT status, floor(extract(epoch FROM finished_at) / $2::int)::bigint AS bucket, count(*) AS n
+  FROM jobs
+ WHERE status IN ({{terminal}}) AND finished_at >= $1
+ GROUP BY status, bucket
+
 -- name: list_jobs
 -- list_jobs is assembled from this head, the `list_jobs_by_*` conditions in use (joined with
 -- AND after WHERE) and `list_jobs_tail`, so each combination of filters gets a plan that can

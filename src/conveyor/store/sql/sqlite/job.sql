@@ -65,6 +65,14 @@ AND
 -- name: count_by_queue_status
 SELECT queue, status, count(*) FROM jobs GROUP BY queue, status
 
+-- name: count_finished
+-- Finished jobs per status and time bucket since a time (parameter 1), the buckets parameter 2
+-- microseconds wide (a bucket's number is its start over its width): a range scan of the
+-- covering jobs_prune_idx (status, finished_at).
+SELECT status, finished_at / ?2 AS bucket, count(*) FROM jobs
+ WHERE status IN ({{terminal}}) AND finished_at >= ?1
+ GROUP BY status, bucket
+
 -- name: any_queued
 -- A cheap look before taking the write lock (outside any transaction): idle pollers (possibly
 -- many processes) then never queue up on the write lock just to find nothing.
