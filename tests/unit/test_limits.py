@@ -12,7 +12,7 @@ from conveyor.domain.limits import (
     check_name,
     check_text,
     duplicate_key,
-    encode_json_object,
+    encode_json,
     json_text_problem,
     run_at_from,
 )
@@ -77,13 +77,13 @@ def test_run_at_from_takes_an_absolute_time_up_to_the_horizon() -> None:
 )
 def test_a_nul_anywhere_in_a_payload_is_refused_and_located(value: object, where: str) -> None:
     with pytest.raises(InvalidInput, match="NUL") as exc:
-        encode_json_object(value, "payload", 1 << 20)
+        encode_json(value, "payload", 1 << 20)
     assert exc.value.field == "payload" and exc.value.message.endswith(where)
 
 
 def test_backslash_u0000_text_is_not_a_nul() -> None:
     value = {"\\u0000": "\\u0000", "x": "\\\\u0000"}
-    assert orjson.loads(encode_json_object(value, "payload", 1 << 20)) == value
+    assert orjson.loads(encode_json(value, "payload", 1 << 20)) == value
 
 
 def test_check_text_refuses_nul() -> None:
