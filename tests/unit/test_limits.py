@@ -173,3 +173,15 @@ def test_a_name_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         check_name("emails\n", "queue")
     assert refused.value.field == "queue"
+
+
+@pytest.mark.parametrize("value", [None, "s", 0, 1.5, True, [], [1, "a", None], {}])
+def test_a_payload_is_any_json_value(value: object) -> None:
+    assert orjson.loads(encode_json(value, "payload", 1 << 20)) == value
+
+
+@pytest.mark.parametrize("value", [[float("nan")], "a\x00", {1, 2}, b"raw"])
+def test_a_payload_that_does_not_round_trip_is_refused(value: object) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        encode_json(value, "payload", 1 << 20)
+    assert exc.value.field == "payload"
