@@ -107,3 +107,12 @@ def _samples(text: str) -> dict[str, float]:
             out[key] = float(value)
             out.setdefault(key.split("{")[0], float(value))
     return out
+
+
+async def test_the_callers_rate_limit_applies(make_stack: StackFactory) -> None:
+    stack = await make_stack(rate_limit_user="2/minute")
+    async with stack.http(stack.token(Role.USER, "acme")) as client:
+        answers = [(await client.post("/jobs", json=JOB)).status_code for _ in range(3)]
+        limited = await client.get("/jobs/01890000-0000-7000-8000-000000000000")
+    assert answers == [201, 201, 429]
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"

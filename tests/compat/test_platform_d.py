@@ -70,3 +70,14 @@ async def test_anonymous_tasks_when_mapped_to_an_admin(make_stack: StackFactory)
         resp = await client.post("/task", json=TASK)
         assert resp.status_code == 202, resp.text
         assert (await client.get("/stats")).status_code == 200
+
+
+async def test_a_full_queue_answers_429_as_v1_does(stack: Stack) -> None:
+    await stack.service.update_queue("held", {"max_depth": 1})  # no worker listens to it
+    held = {**TASK, "queue": "held"}
+    async with stack.http(stack.token()) as client:
+        assert (await client.post("/task", json=held)).status_code == 202
+        full = await client.post("/task", json=held)
+    assert full.status_code == 429 and int(full.headers["Retry-After"]) >= 1
+    assert full.headers["content-type"].startswith("application/problem+json")
+    assert full.json()["code"] == "queue_full"
