@@ -409,7 +409,7 @@ def _json_arg(value: str, name: str) -> Any:
 @main.command()
 @click.argument("job_type")
 @store_option
-@click.option("--payload", default="{}", help="JSON object")
+@click.option("--payload", default="{}", help="any JSON value")
 @click.option("--queue", default="default")
 @click.option("--priority", type=int, default=0)
 @click.option("--delay", type=float, default=None, help="seconds from now")
