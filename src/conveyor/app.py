@@ -19,7 +19,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from conveyor.config import Settings
-from conveyor.domain.job import JSON, Job, NewJob
+from conveyor.domain.job import Job, NewJob, Payload
+from conveyor.domain.payload import to_json
 from conveyor.domain.retry import RetryPolicy
 from conveyor.service.jobs import JobService
 from conveyor.service.maintenance import run_maintenance
@@ -28,6 +29,9 @@ from conveyor.worker.executor import Housekeeping, Worker
 from conveyor.worker.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# A payload left out is {}; None is a payload too (JSON null).
+_NO_PAYLOAD: Any = object()
 
 
 class App:
@@ -114,7 +118,7 @@ class App:
     def new_job(
         self,
         type: str,
-        payload: JSON | None = None,
+        payload: Payload = _NO_PAYLOAD,
         *,
         queue: str | None = None,
         priority: int | None = None,
@@ -124,11 +128,12 @@ class App:
         unique_key: str | None = None,
         tags: Sequence[str] = (),
     ) -> NewJob:
-        """A submission with the handler's registered defaults filled in."""
+        """A submission with the handler's registered defaults filled in. `payload` is any JSON
+        value (bytes become the marker object of conveyor.domain.payload); left out, {}."""
         d = self.registry.get(type)
         return NewJob(
             type=type,
-            payload=payload if payload is not None else {},
+            payload={} if payload is _NO_PAYLOAD else to_json(payload),
             queue=queue or (d.queue if d else "default"),
             priority=priority if priority is not None else (d.priority if d else 0),
             run_at=run_at,
@@ -138,7 +143,7 @@ class App:
             tags=list(tags),
         )
 
-    async def enqueue(self, type: str, payload: JSON | None = None, **options: Any) -> Job:
+    async def enqueue(self, type: str, payload: Payload = _NO_PAYLOAD, **options: Any) -> Job:
         return (await self.service.submit(self.new_job(type, payload, **options))).job
 
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:

@@ -231,8 +231,13 @@ class QueueChanges(TypedDict, total=False):
     concurrency: int | None
 
 
-def job_body(type: str, payload: Mapping[str, Any] | None, options: Mapping[str, Any]) -> Any:
-    body: dict[str, Any] = {"type": type, "payload": dict(payload or {})}
+# A payload left out is {}; None is a payload too (JSON null).
+NO_PAYLOAD: Any = object()
+
+
+def job_body(type: str, payload: Any, options: Mapping[str, Any]) -> Any:
+    """`payload` is any JSON value; NO_PAYLOAD sends {}."""
+    body: dict[str, Any] = {"type": type, "payload": {} if payload is NO_PAYLOAD else payload}
     for key, value in options.items():
         if value is not None:
             body[key] = list(value) if key == "tags" else value
@@ -241,7 +246,7 @@ def job_body(type: str, payload: Mapping[str, Any] | None, options: Mapping[str,
 
 def _submit(
     type: str,
-    payload: Mapping[str, Any] | None,
+    payload: Any,
     idempotency_key: str | None,
     options: JobOptions,
 ) -> _Call[JobOut]:
@@ -257,7 +262,9 @@ def _submit(
 
 def _submit_many(jobs: Sequence[Mapping[str, Any]]) -> _Call[builtins.list[JobOut]]:
     bodies = [
-        job_body(j["type"], j.get("payload"), {k: v for k, v in j.items() if k not in _OWN})
+        job_body(
+            j["type"], j.get("payload", NO_PAYLOAD), {k: v for k, v in j.items() if k not in _OWN}
+        )
         for j in jobs
     ]
     return _Call(
@@ -504,7 +511,7 @@ class Client(_Base):
     def submit(
         self,
         type: str,
-        payload: Mapping[str, Any] | None = None,
+        payload: Any = NO_PAYLOAD,
         *,
         idempotency_key: str | None = None,
         **options: Unpack[JobOptions],
@@ -555,9 +562,9 @@ class Client(_Base):
     def cancel(self, job_id: uuid.UUID | str) -> JobOut:
         return self._do(_Calls.job_action(job_id, "cancel"))
 
-    def retry(self, job_id: uuid.UUID | str, payload: Mapping[str, Any] | None = None) -> JobOut:
+    def retry(self, job_id: uuid.UUID | str, payload: Any = None) -> JobOut:
         """Requeue a dead job, optionally with a new payload."""
-        body = {"payload": dict(payload)} if payload is not None else None
+        body = {"payload": payload} if payload is not None else None
         return self._do(_Calls.job_action(job_id, "retry", body))
 
     # schedules
@@ -657,7 +664,7 @@ class AsyncClient(_Base):
     async def submit(
         self,
         type: str,
-        payload: Mapping[str, Any] | None = None,
+        payload: Any = NO_PAYLOAD,
         *,
         idempotency_key: str | None = None,
         **options: Unpack[JobOptions],
@@ -703,10 +710,8 @@ class AsyncClient(_Base):
     async def cancel(self, job_id: uuid.UUID | str) -> JobOut:
         return await self._do(_Calls.job_action(job_id, "cancel"))
 
-    async def retry(
-        self, job_id: uuid.UUID | str, payload: Mapping[str, Any] | None = None
-    ) -> JobOut:
-        body = {"payload": dict(payload)} if payload is not None else None
+    async def retry(self, job_id: uuid.UUID | str, payload: Any = None) -> JobOut:
+        body = {"payload": payload} if payload is not None else None
         return await self._do(_Calls.job_action(job_id, "retry", body))
 
     # schedules

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     metrics_worker_alive_seconds: float = Field(default=60.0, gt=0)
     metrics_token: SecretStr | None = None  # set: GET /metrics needs "Bearer <token>"
 
+    # compatibility surfaces (conveyor.api.compat, docs/migrating.md). Anonymous callers of
+    # those routes act as this principal: "user:TENANT" or "admin" (off when unset; a warning
+    # is logged at start-up when on). Metric aliases: also export platform B's metric names.
+    compat_anonymous: str | None = None
+    compat_metric_aliases: bool = False
+
     # logging
     log_level: str = "INFO"
     log_format: str = "json"  # json | console

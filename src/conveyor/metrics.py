@@ -44,7 +44,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric as _Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from conveyor.domain.job import JobStatus
 from conveyor.domain.records import WorkerInfo
@@ -354,6 +356,63 @@ class StoreStats(Collector):
 
 STORE_STATS = StoreStats()
 PROCESS = ProcessCollector()
+
+
+# -- platform B's names (CONVEYOR_COMPAT_METRIC_ALIASES, docs/migrating.md) --------------------
+
+_WAITING_STATUSES = (JobStatus.QUEUED.value, JobStatus.SCHEDULED.value, JobStatus.RETRYING.value)
+
+
+class AliasCollector(Collector):
+    """Conveyor's series again under the names platform B exported, so its dashboards and
+    alerts keep working: read at scrape time from the metrics above (nothing is counted twice
+    on the hot path). Off unless the setting turns it on."""
+
+    RENAMES = (
+        (JOBS_COMPLETED, "jobs_processed", "Jobs completed (alias of conveyor_jobs_completed)"),
+        (JOBS_FAILED, "job_failures", "Failed attempts (alias of conveyor_jobs_failed)"),
+        (
+            JOB_DURATION,
+            "job_processing_duration_seconds",
+            "Handler run time (alias of conveyor_job_duration_seconds)",
+        ),
+    )
+
+    def collect(self) -> Iterator[Metric]:
+        for source, alias, doc in self.RENAMES:
+            for family in source.collect():
+                renamed = _Metric(alias, doc, family.type)
+                renamed.samples = [
+                    Sample(alias + s.name[len(family.name) :], *s[1:]) for s in family.samples
+                ]
+                yield renamed
+        depth = STORE_STATS.depth
+        if depth is not None:
+            fam = GaugeMetricFamily(
+                "queue_depth",
+                "Jobs waiting per queue (queued, scheduled, retrying; from conveyor_queue_depth)",
+                labels=["queue"],
+            )
+            for queue, by_status in sorted(depth.items()):
+                fam.add_metric([queue], sum(by_status.get(s, 0) for s in _WAITING_STATUSES))
+            yield fam
+
+
+ALIASES = AliasCollector()
+_aliases_on = False
+
+
+def use_aliases(enabled: bool) -> None:
+    """Export (or stop exporting) platform B's metric names in this process; idempotent."""
+    global _aliases_on
+    if enabled == _aliases_on or os.environ.get(MULTIPROC_ENV):
+        return
+    if enabled:
+        REGISTRY.register(ALIASES)
+    else:
+        REGISTRY.unregister(ALIASES)
+    _aliases_on = enabled
+
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -72,7 +72,10 @@ class _In(BaseModel):
 
 class JobIn(_In):
     type: Annotated[str, Field(strict=True, json_schema_extra={"pattern": NAME_PATTERN})]
-    payload: dict[str, Any] = Field(default_factory=dict, description="JSON object")
+    payload: Any = Field(
+        default_factory=dict,
+        description="any JSON value (object, array, string, number, boolean, null); default {}",
+    )
     queue: Annotated[
         str,
         Field(
@@ -137,8 +140,10 @@ class BatchIn(_In):
 
 
 class RetryIn(_In):
-    payload: dict[str, Any] | None = Field(
-        default=None, description="replace the payload before requeueing"
+    payload: Any = Field(
+        default=None,
+        description="replace the payload before requeueing: any JSON value (null or absent "
+        "keeps the payload)",
     )
 
 
@@ -252,7 +257,7 @@ class JobOut(BaseModel):
     id: uuid.UUID
     queue: str
     type: str
-    payload: dict[str, Any]
+    payload: Any = Field(description="any JSON value")
     priority: int
     status: JobStatus
     run_at: datetime

@@ -28,8 +28,8 @@ GOOD = {"type": "t"}
         ({"type": ""}, "type"),
         ({"type": "bad type!"}, "type"),
         ({"type": 5}, "type"),
-        ({"type": "t", "payload": [1, 2]}, "payload"),
-        ({"type": "t", "payload": "x"}, "payload"),
+        ({"type": "t", "payload": ["x" * 300_000]}, "payload"),  # any JSON value, within limits
+        ({"type": "t", "payload": "x" * 300_000}, "payload"),
         ({"type": "t", "payload": {"big": "x" * 300_000}}, "payload"),
         ({"type": "t", "priority": 10**12}, "priority"),
         ({"type": "t", "priority": "5"}, "priority"),

@@ -157,3 +157,31 @@ async def test_unknown_job_is_404(api: httpx.AsyncClient) -> None:
         await api.post(f"/v1/jobs/{missing}/retry"),
     ):
         assert_problem(resp, 404, code="job_not_found")
+
+
+ANY_JSON = ["user@example.com", [1, "two", None], 42, 2.5, True, None, {}]
+
+
+async def test_payload_may_be_any_json_value(api: httpx.AsyncClient, store: Store) -> None:
+    for payload in ANY_JSON:
+        resp = await api.post("/v1/jobs", json={"type": "t", "payload": payload})
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["payload"] == payload
+        assert (await store.get_job(uuid.UUID(resp.json()["id"]))).payload == payload
+        got = await api.get(f"/v1/jobs/{resp.json()['id']}")
+        assert got.json()["payload"] == payload
+    batch = await api.post(
+        "/v1/jobs/batch", json={"jobs": [{"type": "t", "payload": p} for p in ANY_JSON]}
+    )
+    assert batch.status_code == 201, batch.text
+    assert [j["payload"] for j in batch.json()["jobs"]] == ANY_JSON
+    assert (await api.post("/v1/jobs", json={"type": "t"})).json()["payload"] == {}  # default
+
+
+async def test_a_dead_job_is_requeued_with_any_json_payload(
+    api: httpx.AsyncClient, store: Store
+) -> None:
+    dead = await dead_job(store, payload={"x": 1})
+    resp = await api.post(f"/v1/jobs/{dead.id}/retry", json={"payload": ["fixed"]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["payload"] == ["fixed"]

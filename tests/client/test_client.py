@@ -99,3 +99,13 @@ def test_sync_schedules_queues_dead_and_workers(server_url: str, store: Store) -
         out = c.requeue_dead([uuid.uuid4()])
         assert out.requeued == [] and out.failed[0].code == "job_not_found"
         assert c.discard_dead([uuid.uuid4()]) == 0
+
+
+def test_client_sends_any_json_payload(server_url: str, store: Store) -> None:
+    with conveyor.Client(server_url, token=admin_token()) as c:
+        for payload in ("user@example.com", [1, 2], 3, None):
+            job = c.submit("t", payload)
+            assert job.payload == payload and c.get(job.id).payload == payload
+        assert c.submit("t").payload == {}  # left out: {}
+        (listed,) = c.submit_many([{"type": "t", "payload": "x"}])
+        assert listed.payload == "x"

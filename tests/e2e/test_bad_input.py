@@ -35,7 +35,7 @@ def registered(app: App) -> App:
         ({"type": "known", "payload": {"when": datetime(2026, 1, 1)}}, "payload"),
         ({"type": "known", "payload": {"s": {1, 2}}}, "payload"),
         ({"type": "known", "payload": {"x": math.nan}}, "payload"),
-        ({"type": "known", "payload": ["not", "an", "object"]}, "payload"),
+        ({"type": "known", "payload": ["a set inside", {1, 2}]}, "payload"),
         ({"type": "known", "timeout": -1.0}, "timeout"),
         ({"type": "known", "timeout": 0}, "timeout"),
         ({"type": "known", "max_retries": -1}, "max_retries"),

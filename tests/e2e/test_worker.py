@@ -397,3 +397,23 @@ async def test_a_nul_character_in_an_error_or_a_result_is_kept_alike_on_every_st
     assert "bad\\x00byte" in (dead.last_error or "")
     assert "NUL character" in (refused.last_error or "") and refused.result is None
     assert done.result == "ok"
+
+
+async def test_handlers_get_any_json_payload_and_bytes_as_bytes(app: App) -> None:
+    """App.enqueue takes any JSON value, and bytes (stored as the marker object); a handler
+    receives what was enqueued, and a bytes result is kept as the marker (issue 17)."""
+    seen: list[Any] = []
+
+    @app.job("echo")
+    def echo(payload: Any) -> Any:
+        seen.append(payload)
+        return payload
+
+    payloads: list[Any] = ["user@example.com", [1, None], 7, None, b"\x00raw\xff"]
+    jobs = [await app.enqueue("echo", p) for p in payloads]
+    jobs.append(await app.enqueue("echo"))  # left out: {}
+    assert jobs[-2].payload == {"$bytes": "AHJhd/8="}  # bytes are stored as the marker
+    async with running(app.worker()):
+        done = [await until_status(app, j.id, JobStatus.COMPLETED) for j in jobs]
+    assert sorted(map(repr, seen)) == sorted(map(repr, [*payloads, {}]))
+    assert [d.result for d in done] == [*payloads[:-1], {"$bytes": "AHJhd/8="}, {}]

@@ -11,6 +11,8 @@ from grpc import aio
 from conveyor.domain.errors import Forbidden, Unauthenticated
 from conveyor.domain.records import Role
 from conveyor.grpc.auth import RPC_ACTIONS
+from conveyor.grpc.gen import taskqueue_pb2 as tpb
+from conveyor.grpc.gen import taskqueue_pb2_grpc
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2 as pb
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as wpb
 from conveyor.security.policy import allowed
@@ -21,45 +23,56 @@ from tests.grpc.conftest import Rig, RigFactory
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["JobService"],
     wpb.DESCRIPTOR.services_by_name["WorkerService"],
+    tpb.DESCRIPTOR.services_by_name["TaskQueueService"],
 ]
 ALL_RPCS = sorted(f"{s.full_name}/{m.name}" for s in SERVICES for m in s.methods)
 NIL_ID = "01890000-0000-7000-8000-000000000000"
 
 # A request per RPC that passes validation, so the status says what auth decided.
+_J, _W, _T = "conveyor.v1.JobService/", "conveyor.v1.WorkerService/", "taskqueue.TaskQueueService/"
 REQUESTS: dict[str, Any] = {
-    "SubmitJob": pb.SubmitJobRequest(job=pb.JobSpec(type="t.auth")),
-    "SubmitJobs": pb.SubmitJobsRequest(jobs=[pb.JobSpec(type="t.auth")]),
-    "GetJob": pb.GetJobRequest(id=NIL_ID),
-    "ListJobs": pb.ListJobsRequest(),
-    "CancelJob": pb.CancelJobRequest(id=NIL_ID),
-    "WatchJob": pb.WatchJobRequest(id=NIL_ID),
-    "RegisterWorker": wpb.RegisterWorkerRequest(
+    _J + "SubmitJob": pb.SubmitJobRequest(job=pb.JobSpec(type="t.auth")),
+    _J + "SubmitJobs": pb.SubmitJobsRequest(jobs=[pb.JobSpec(type="t.auth")]),
+    _J + "GetJob": pb.GetJobRequest(id=NIL_ID),
+    _J + "ListJobs": pb.ListJobsRequest(),
+    _J + "CancelJob": pb.CancelJobRequest(id=NIL_ID),
+    _J + "WatchJob": pb.WatchJobRequest(id=NIL_ID),
+    _W + "RegisterWorker": wpb.RegisterWorkerRequest(
         worker=wpb.WorkerInfo(id="w-auth", queues=["default"], concurrency=1)
     ),
-    "DeregisterWorker": wpb.DeregisterWorkerRequest(worker_id="w-auth"),
-    "Fetch": wpb.FetchRequest(worker_id="w-auth", queues=["nothing"], max_jobs=1, lease_seconds=1),
-    "Complete": wpb.CompleteRequest(),
-    "Fail": wpb.FailRequest(),
-    "Release": wpb.ReleaseRequest(),
-    "Heartbeat": wpb.HeartbeatRequest(worker_id="w-auth", lease_seconds=1),
+    _W + "DeregisterWorker": wpb.DeregisterWorkerRequest(worker_id="w-auth"),
+    _W + "Fetch": wpb.FetchRequest(
+        worker_id="w-auth", queues=["nothing"], max_jobs=1, lease_seconds=1
+    ),
+    _W + "Complete": wpb.CompleteRequest(),
+    _W + "Fail": wpb.FailRequest(),
+    _W + "Release": wpb.ReleaseRequest(),
+    _W + "Heartbeat": wpb.HeartbeatRequest(worker_id="w-auth", lease_seconds=1),
+    _T + "SubmitTask": tpb.SubmitTaskRequest(type="t.auth", payload=b"x"),
+    _T + "GetTaskStatus": tpb.GetTaskStatusRequest(id=NIL_ID),
+    _T + "RegisterWorker": tpb.RegisterWorkerRequest(worker_id="w-auth-c"),
 }
 
 
 def test_every_rpc_names_an_action() -> None:
     assert sorted(RPC_ACTIONS) == ALL_RPCS
-    assert sorted(REQUESTS) == sorted(r.split("/")[1] for r in ALL_RPCS)
+    assert sorted(REQUESTS) == ALL_RPCS
 
 
 async def call(rig: Rig, rpc: str, token: str | None) -> grpc.StatusCode:
     service, method = rpc.split("/")
-    stub: Any = rig.jobs() if service.endswith("JobService") else rig.workers()
+    stub: Any
+    if service == "taskqueue.TaskQueueService":
+        stub = taskqueue_pb2_grpc.TaskQueueServiceStub(rig.channel())
+    else:
+        stub = rig.jobs() if service.endswith("JobService") else rig.workers()
     metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
     try:
         if method == "WatchJob":
-            async for _ in stub.WatchJob(REQUESTS[method], metadata=metadata):
+            async for _ in stub.WatchJob(REQUESTS[rpc], metadata=metadata):
                 break
         else:
-            await getattr(stub, method)(REQUESTS[method], metadata=metadata)
+            await getattr(stub, method)(REQUESTS[rpc], metadata=metadata)
     except aio.AioRpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK

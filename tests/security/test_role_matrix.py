@@ -46,6 +46,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/users"): {"username": "newbie", "password": "long enough pw", "role": "admin"},
     ("PATCH", "/v1/users/{username}"): {"disabled": False},
     ("POST", "/v1/tokens"): {"name": "t", "role": "worker"},
+    # the compatibility routes (conveyor.api.compat)
+    ("POST", "/login"): {"username": "matrix", "password": "matrix-password"},
+    ("POST", "/jobs"): {"type": "t"},
+    ("POST", "/task"): {"type": "t"},
 }
 
 

@@ -12,7 +12,7 @@ from conveyor.domain.limits import (
     check_name,
     check_text,
     duplicate_key,
-    encode_json_object,
+    encode_json,
     json_text_problem,
     run_at_from,
 )
@@ -77,13 +77,13 @@ def test_run_at_from_takes_an_absolute_time_up_to_the_horizon() -> None:
 )
 def test_a_nul_anywhere_in_a_payload_is_refused_and_located(value: object, where: str) -> None:
     with pytest.raises(InvalidInput, match="NUL") as exc:
-        encode_json_object(value, "payload", 1 << 20)
+        encode_json(value, "payload", 1 << 20)
     assert exc.value.field == "payload" and exc.value.message.endswith(where)
 
 
 def test_backslash_u0000_text_is_not_a_nul() -> None:
     value = {"\\u0000": "\\u0000", "x": "\\\\u0000"}
-    assert orjson.loads(encode_json_object(value, "payload", 1 << 20)) == value
+    assert orjson.loads(encode_json(value, "payload", 1 << 20)) == value
 
 
 def test_check_text_refuses_nul() -> None:
@@ -173,3 +173,15 @@ def test_a_name_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidInput) as refused:
         check_name("emails\n", "queue")
     assert refused.value.field == "queue"
+
+
+@pytest.mark.parametrize("value", [None, "s", 0, 1.5, True, [], [1, "a", None], {}])
+def test_a_payload_is_any_json_value(value: object) -> None:
+    assert orjson.loads(encode_json(value, "payload", 1 << 20)) == value
+
+
+@pytest.mark.parametrize("value", [[float("nan")], "a\x00", {1, 2}, b"raw"])
+def test_a_payload_that_does_not_round_trip_is_refused(value: object) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        encode_json(value, "payload", 1 << 20)
+    assert exc.value.field == "payload"

@@ -12,7 +12,8 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from conveyor.api import errors, observability
+from conveyor import metrics
+from conveyor.api import compat, errors, observability
 from conveyor.api.auth import document_security
 from conveyor.api.deps import reject_unknown_query
 from conveyor.api.docs import install_docs
@@ -75,6 +76,7 @@ def create_app(
     # and rate limits must parse. Never a default key.
     codec = TokenCodec.from_settings(settings) if settings.auth_enabled else None
     limiter = RateLimiter(settings)
+    metrics.use_aliases(settings.compat_metric_aliases)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,6 +129,7 @@ def create_app(
         app.include_router(module.router)
     dashboard.install(app)
     install_docs(app)
+    compat.install(app, settings)
     observability.install(app)
     _document_problems(app)
     return app

@@ -39,3 +39,28 @@ def fail(payload: dict[str, Any]) -> None:
     if payload.get("fatal"):
         raise NonRetryable("refusing this payload")
     raise RuntimeError("this job always fails")
+
+
+# The job types of the other platforms' documented requests (docs/migrating.md), so each runs
+# to completion on a fresh `conveyor dev`.
+
+
+@app.job("email", queue="email")
+async def email(payload: Any) -> dict[str, Any]:
+    """Platform A: `POST /jobs {"queue_name": "email", ...}`; the queue names the work."""
+    return {"sent": payload}
+
+
+@app.job("demo")
+async def demo(payload: Any) -> Any:
+    """Platform B (`{"payload": {"type": "demo", ...}}`) and platform C (`SubmitTask` with raw
+    bytes, which come back upper-cased as bytes)."""
+    if isinstance(payload, bytes):
+        return payload.upper()
+    return {"processed": payload}
+
+
+@app.job("email-notification")
+async def email_notification(payload: Any) -> dict[str, Any]:
+    """Platform D: `POST /task {"type": "email-notification", "payload": "user@example.com"}`."""
+    return {"notified": payload}

@@ -328,6 +328,7 @@ def dev(
 ) -> None:
     """Everything in one process on a SQLite file: migrations, API, worker, scheduler."""
     from conveyor.api import create_app
+    from conveyor.cli.serve import start_dev_grpc
 
     app = load_app(app_target)
     app.settings = dev_settings(settings_for(store_url or app.settings.store_url))
@@ -339,6 +340,7 @@ def dev(
             admin_password = await bootstrap_admin(app.store, app.settings)
             w = app.worker(concurrency=concurrency)
             sched = Scheduler(app.store, app.settings)
+            grpc_server = await start_dev_grpc(app.service, host)
             api = EmbeddedServer(
                 uvicorn.Config(
                     create_app(service=app.service),
@@ -367,7 +369,8 @@ def dev(
                 f"  handlers: {', '.join(sorted(app.registry.names()))}\n"
                 f"  dashboard: http://{host}:{port}/  (metrics: /metrics)\n"
                 f"  API docs: http://{host}:{port}/docs\n"
-                f"  submit a job: conveyor enqueue demo.echo --payload '{{\"hello\": 1}}'\n"
+                + (f"  gRPC: {host}:{grpc_server.port} (with reflection)\n" if grpc_server else "")
+                + "  submit a job: conveyor enqueue demo.echo --payload '{\"hello\": 1}'\n"
                 + (
                     login_help(f"http://{host}:{port}", admin_password) + "\n"
                     if app.settings.auth_enabled
@@ -375,7 +378,11 @@ def dev(
                 )
                 + "  Ctrl-C stops gracefully."
             )
-            await asyncio.gather(w.run(), sched.run(), api.serve())
+            try:
+                await asyncio.gather(w.run(), sched.run(), api.serve())
+            finally:
+                if grpc_server is not None:
+                    await grpc_server.stop(0)
 
     run_async(go())
 
@@ -402,7 +409,7 @@ def _json_arg(value: str, name: str) -> Any:
 @main.command()
 @click.argument("job_type")
 @store_option
-@click.option("--payload", default="{}", help="JSON object")
+@click.option("--payload", default="{}", help="any JSON value")
 @click.option("--queue", default="default")
 @click.option("--priority", type=int, default=0)
 @click.option("--delay", type=float, default=None, help="seconds from now")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import structlog
 import uvicorn
 
 from conveyor.api import create_app
@@ -21,6 +22,8 @@ from conveyor.service.startup import connect_soon, stop_connecting
 from conveyor.store import open_store
 
 STOP_GRACE = 5.0
+
+log = structlog.get_logger("conveyor.cli")
 
 
 async def serve_http_and_grpc(
@@ -88,3 +91,23 @@ async def serve_http_and_grpc(
     finally:
         await stop_connecting(connecting)
         await store.close()
+
+
+async def start_dev_grpc(service: JobService, host: str) -> GrpcServer | None:
+    """`conveyor dev`'s gRPC door: the services `conveyor server` serves (platform C's
+    taskqueue.TaskQueueService among them, with reflection) on CONVEYOR_GRPC_PORT, over dev's
+    own JobService; its worker does the housekeeping. None when the port is 0, or taken (a
+    development box often runs something on 50051: dev serves HTTP regardless)."""
+    settings = service.settings
+    if not settings.grpc_port:
+        return None
+    auth, limiter = grpc_auth(service.store, settings)
+    server = GrpcServer(
+        service, auth=auth, limiter=limiter, host=host, port=settings.grpc_port, maintenance=False
+    )
+    try:
+        await server.start()
+    except (OSError, RuntimeError) as exc:
+        log.warning("gRPC not served", port=settings.grpc_port, error=str(exc))
+        return None
+    return server

@@ -15,6 +15,8 @@ from typing import Any
 from conveyor.domain.errors import IllegalTransition
 
 JSON = dict[str, Any]
+# A payload is any JSON value (object, array, string, number, boolean, null).
+Payload = Any
 
 
 class JobStatus(enum.StrEnum):
@@ -70,7 +72,7 @@ class NewJob:
     """A validated submission, ready for the store. `run_at` None means "now"."""
 
     type: str
-    payload: JSON = field(default_factory=dict)
+    payload: Payload = field(default_factory=dict)
     queue: str = DEFAULT_QUEUE
     priority: int = 0
     run_at: datetime | None = None
@@ -90,7 +92,7 @@ class Job:
     id: uuid.UUID
     queue: str
     type: str
-    payload: JSON
+    payload: Payload
     priority: int
     status: JobStatus
     run_at: datetime

@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 
 from conveyor.domain.errors import InvalidInput
-from conveyor.domain.job import JSON
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
 MAX_PRIORITY = 1_000_000
@@ -100,17 +99,16 @@ def check_horizon(when: datetime, now: datetime, field: str) -> datetime:
     return when
 
 
-def check_json_object(value: object, field: str, max_bytes: int) -> JSON:
-    """A payload is a JSON object that survives a round trip (no NaN, no dates, no sets)."""
-    encode_json_object(value, field, max_bytes)
-    return value  # type: ignore[return-value]  # encode_json_object checked it is a dict
+def check_json(value: object, field: str, max_bytes: int) -> Any:
+    """A payload is any JSON value (object, array, string, number, boolean, null) that
+    survives a round trip: no NaN, no dates, no sets, no NUL."""
+    encode_json(value, field, max_bytes)
+    return value
 
 
-def encode_json_object(value: object, field: str, max_bytes: int) -> bytes:
-    """check_json_object's checks, returning the encoding they made: the store writes these
-    bytes, so a payload is encoded once per submit."""
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{field} must be a JSON object", field=field)
+def encode_json(value: object, field: str, max_bytes: int) -> bytes:
+    """check_json's checks, returning the encoding they made: the store writes these bytes,
+    so a payload is encoded once per submit."""
     try:
         encoded = orjson.dumps(value, option=_JSON_OPTS)
     except (TypeError, orjson.JSONEncodeError) as exc:

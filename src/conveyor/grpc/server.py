@@ -1,6 +1,6 @@
-"""The gRPC server: JobService, WorkerService, grpc.health.v1 and server reflection on one
-grpc.aio server, sharing the caller's event loop (and so its JobService and store) with the
-HTTP API in `conveyor server`.
+"""The gRPC server: JobService, WorkerService, platform C's taskqueue.TaskQueueService,
+grpc.health.v1 and server reflection on one grpc.aio server, sharing the caller's event loop
+(and so its JobService and store) with the HTTP API in `conveyor server`.
 
 It also runs the light housekeeping loop (promote due jobs, reap expired leases) that direct
 workers run for themselves: remote workers do not, so without it a deployment of only remote
@@ -20,8 +20,10 @@ from grpc_reflection.v1alpha import reflection
 
 from conveyor.config import Settings
 from conveyor.grpc.auth import Guard
+from conveyor.grpc.gen import taskqueue_pb2, taskqueue_pb2_grpc
 from conveyor.grpc.gen.conveyor.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
 from conveyor.grpc.jobs import JobServicer
+from conveyor.grpc.taskqueue import TaskQueueServicer
 from conveyor.grpc.workers import WorkerServicer
 from conveyor.security.ratelimit import RateLimiter
 from conveyor.service.auth import AuthService
@@ -34,6 +36,7 @@ log = structlog.get_logger("conveyor.grpc")
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     worker_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
+    taskqueue_pb2.DESCRIPTOR.services_by_name["TaskQueueService"].full_name,
 )
 
 
@@ -82,6 +85,9 @@ class GrpcServer:
         self.gateway = WorkerGateway(service.store, s)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(
             WorkerServicer(self.gateway, guard), self._server
+        )
+        taskqueue_pb2_grpc.add_TaskQueueServiceServicer_to_server(
+            TaskQueueServicer(service, self.gateway, guard), self._server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)

@@ -18,7 +18,14 @@ from conveyor.config import Settings
 from conveyor.domain.cron import next_fire, next_fires, validate_cron
 from conveyor.domain.errors import InvalidInput, JobNotFound
 from conveyor.domain.ids import new_job_id
-from conveyor.domain.job import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, JSON, Job, JobStatus, NewJob
+from conveyor.domain.job import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    Job,
+    JobStatus,
+    NewJob,
+    Payload,
+)
 from conveyor.domain.limits import (
     MAX_BATCH,
     MAX_PAGE,
@@ -28,10 +35,10 @@ from conveyor.domain.limits import (
     MAX_UNIQUE_KEY,
     check_aware,
     check_int,
-    check_json_object,
+    check_json,
     check_name,
     check_text,
-    encode_json_object,
+    encode_json,
 )
 from conveyor.domain.records import (
     Enqueued,
@@ -106,7 +113,7 @@ class JobService:
                 f"unknown job type {job.type!r}: no handler is registered", field="type"
             )
         check_name(job.queue, "queue")
-        payload_json = encode_json_object(job.payload, "payload", s.max_payload_bytes)
+        payload_json = encode_json(job.payload, "payload", s.max_payload_bytes)
         check_int(job.priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
         check_int(job.max_retries, "max_retries", 0, MAX_RETRIES_LIMIT)
         timeout = job.timeout
@@ -243,13 +250,14 @@ class JobService:
         return job
 
     async def retry(
-        self, job_id: uuid.UUID, payload: JSON | None = None, *, tenant: str | None = None
+        self, job_id: uuid.UUID, payload: Payload = None, *, tenant: str | None = None
     ) -> Job:
-        """Requeue a dead job, optionally with an edited payload."""
+        """Requeue a dead job, optionally with an edited payload (any JSON value; None keeps
+        the payload it has)."""
         if tenant is not None:
             await self._visible(job_id, tenant)
         if payload is not None:
-            check_json_object(payload, "payload", self.settings.max_payload_bytes)
+            check_json(payload, "payload", self.settings.max_payload_bytes)
         return await self.store.requeue_dead(job_id, payload)
 
     async def discard(self, job_ids: Sequence[uuid.UUID]) -> int:

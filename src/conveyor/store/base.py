@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from conveyor.domain.job import JSON, Job, JobStatus, NewJob
+from conveyor.domain.job import JSON, Job, JobStatus, NewJob, Payload
 from conveyor.domain.records import (
     ApiToken,
     Completion,
@@ -138,7 +138,7 @@ class Store(Protocol):
         """Any non-terminal status -> cancelled. A running job's lease stops matching, so its
         worker's heartbeat learns of it. Raises JobNotFound / IllegalTransition."""
 
-    async def requeue_dead(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
+    async def requeue_dead(self, job_id: uuid.UUID, payload: Payload = None) -> Job:
         """dead -> queued with attempt reset to 0 and, if given, a new payload.
         Raises JobNotFound / IllegalTransition."""
 

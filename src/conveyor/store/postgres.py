@@ -41,7 +41,7 @@ from conveyor.domain.errors import (
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.domain.job import JSON, Job, JobStatus, NewJob, ensure_transition
+from conveyor.domain.job import JSON, Job, JobStatus, NewJob, Payload, ensure_transition
 from conveyor.domain.records import (
     ApiToken,
     Completion,
@@ -967,7 +967,7 @@ class PostgresStore:
         return _job(row)
 
     @_unavailable_as_store_error
-    async def requeue_dead(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
+    async def requeue_dead(self, job_id: uuid.UUID, payload: Payload = None) -> Job:
         message = "requeued with a new payload" if payload is not None else "requeued"
         try:
             row = await self.pool.fetchrow(Q.requeue_dead, job_id, payload, message, self.channel)

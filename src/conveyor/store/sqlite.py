@@ -72,7 +72,7 @@ from conveyor.domain.errors import (
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.domain.job import JSON, Job, JobStatus, NewJob, ensure_transition
+from conveyor.domain.job import JSON, Job, JobStatus, NewJob, Payload, ensure_transition
 from conveyor.domain.records import (
     ApiToken,
     Completion,
@@ -1287,7 +1287,7 @@ class SQLiteStore:
 
         return await self._write(tx)
 
-    async def requeue_dead(self, job_id: uuid.UUID, payload: JSON | None = None) -> Job:
+    async def requeue_dead(self, job_id: uuid.UUID, payload: Payload = None) -> Job:
         key = str(job_id)
         new_payload = None if payload is None else _dumps(payload)
 

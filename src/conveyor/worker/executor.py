@@ -41,6 +41,7 @@ from conveyor.config import Settings
 from conveyor.domain.errors import StoreUnavailable
 from conveyor.domain.job import Job
 from conveyor.domain.limits import encode_result, storable_text
+from conveyor.domain.payload import for_handler, to_json
 from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.domain.retry import NonRetryable, Retry, RetryPolicy, retry_until_ok
 from conveyor.worker.breaker import BreakerBoard, BreakerConfig
@@ -201,6 +202,7 @@ class Worker:
             return
         self.registered = True
         metrics.track_worker(self)
+        metrics.use_aliases(self.settings.compat_metric_aliases)
         for d in self.registry:  # series at 0 from the start, so rate() sees the first job
             metrics.job_series(d.queue, d.name)
         log.info(
@@ -352,9 +354,9 @@ class Worker:
         started = time.monotonic()
         try:
             async with asyncio.timeout(job.timeout) as deadline:
-                result = await self._call(definition, job, ctx, running)
+                result = to_json(await self._call(definition, job, ctx, running))
             # A result the store cannot keep is the handler's failure; the encoding made to
-            # find out is the one the store writes.
+            # find out is the one the store writes. Bytes are kept as the marker object.
             result_json = encode_result(result)
         except asyncio.CancelledError:
             if breaker is not None:
@@ -391,7 +393,8 @@ class Worker:
     async def _call(
         self, d: JobDefinition, job: Job, ctx: JobContext, running: _Running | None
     ) -> Any:
-        args = (job.payload, ctx) if d.wants_context else (job.payload,)
+        payload = for_handler(job.payload)  # the bytes a marker object stands for
+        args = (payload, ctx) if d.wants_context else (payload,)
         if d.is_async:
             return await d.handler(*args)
         run = self._threads.submit(partial(d.handler, *args))

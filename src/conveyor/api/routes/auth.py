@@ -110,7 +110,7 @@ class TokenList(BaseModel):
     tokens: list[TokenOut]
 
 
-def _pair(p: TokenPair) -> dict[str, Any]:
+def pair_out(p: TokenPair) -> dict[str, Any]:
     return {
         "access_token": p.access_token,
         "refresh_token": p.refresh_token,
@@ -159,7 +159,7 @@ async def login(body: LoginIn, auth: Auth, request: Request) -> Any:
     # Failed logins are throttled per (username, client address): the peer address as the
     # ASGI server reports it (uvicorn takes X-Forwarded-For only from forwarded_allow_ips).
     address = request.client.host if request.client else "unknown"
-    return JSONBytes(_pair(await auth.login(body.username, body.password, address)))
+    return JSONBytes(pair_out(await auth.login(body.username, body.password, address)))
 
 
 @router.post(
@@ -170,7 +170,7 @@ async def login(body: LoginIn, auth: Auth, request: Request) -> Any:
     responses=problems(401, 422),
 )
 async def refresh(body: RefreshIn, auth: Auth) -> Any:
-    return JSONBytes(_pair(await auth.refresh(body.refresh_token)))
+    return JSONBytes(pair_out(await auth.refresh(body.refresh_token)))
 
 
 @router.get("/v1/auth/me", response_model=MeOut, summary="Who the token belongs to")

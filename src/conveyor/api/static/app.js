@@ -422,7 +422,8 @@ function editAndRequeue(job) {
   modal(`Edit payload and requeue ${shortId(job.id)}`, h("div", {}, h("p", { class: "muted" }, `${job.type} on ${job.queue}. The job restarts at attempt 1 with this payload.`), area), "Requeue", async () => {
     let payload;
     try { payload = JSON.parse(area.value); } catch (e) { throw new Error(`Not valid JSON: ${e.message}`); }
-    if (!payload || typeof payload !== "object" || Array.isArray(payload)) throw new Error("The payload must be a JSON object.");
+    // Any JSON value is a payload; null asks the server to keep the current one.
+    if (payload === null) throw new Error("null would keep the current payload: requeue without editing instead.");
     await post(`/v1/jobs/${job.id}/retry`, { payload });
     toast("Requeued with the edited payload");
     setTimeout(refresh, 0);

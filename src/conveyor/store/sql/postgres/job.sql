@@ -49,7 +49,7 @@ WITH input AS (
 ), ins AS (
     INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
                       unique_key, tags, tenant, created_at, updated_at)
-    SELECT id, queue, type, coalesce(payload, '{}'::jsonb), priority,
+    SELECT id, queue, type, coalesce(payload, 'null'::jsonb), priority,
            CASE WHEN run_at IS NULL OR run_at <= now() THEN 'queued' ELSE 'scheduled' END,
            CASE WHEN run_at IS NULL OR run_at <= now() THEN now() ELSE run_at END,
            max_retries, timeout, unique_key, coalesce(tags, '{}'), tenant, now(), now()
@@ -88,7 +88,7 @@ WITH full_queues AS (
 ), ins AS (
     INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
                       unique_key, tags, tenant, created_at, updated_at)
-    SELECT $1::uuid, $2::text, $3::text, coalesce($4::jsonb, '{}'::jsonb), $5::int4,
+    SELECT $1::uuid, $2::text, $3::text, coalesce($4::jsonb, 'null'::jsonb), $5::int4,
            CASE WHEN $6::timestamptz IS NULL OR $6::timestamptz <= now()
                 THEN 'queued' ELSE 'scheduled' END,
            CASE WHEN $6::timestamptz IS NULL OR $6::timestamptz <= now()

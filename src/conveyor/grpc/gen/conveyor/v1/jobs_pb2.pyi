@@ -96,7 +96,7 @@ class Job(_message.Message):
     queue: _builtins.str
     type: _builtins.str
     payload_json: _builtins.bytes
-    """a JSON object, UTF-8"""
+    """any JSON value, UTF-8"""
     priority: _builtins.int
     status: Global___JobStatus.ValueType
     attempt: _builtins.int
@@ -191,7 +191,7 @@ class JobSpec(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     type: _builtins.str
     payload_json: _builtins.bytes
-    """a JSON object; empty means {}"""
+    """any JSON value; empty means {}"""
     queue: _builtins.str
     priority: _builtins.int
     delay_seconds: _builtins.float
