@@ -9,6 +9,7 @@ import pytest
 
 import conveyor
 from conveyor.client import (
+    AlreadyExistsError,
     IllegalTransitionError,
     InvalidInputError,
     JobNotFoundError,
@@ -99,3 +100,17 @@ def test_sync_schedules_queues_dead_and_workers(server_url: str, store: Store) -
         out = c.requeue_dead([uuid.uuid4()])
         assert out.requeued == [] and out.failed[0].code == "job_not_found"
         assert c.discard_dead([uuid.uuid4()]) == 0
+
+
+async def test_create_schedule_refuses_a_taken_name_put_replaces(
+    server_url: str, store: Store
+) -> None:
+    async with conveyor.AsyncClient(server_url, token=admin_token()) as c:
+        await c.create_schedule("nightly", "0 3 * * *", "report")
+        with pytest.raises(AlreadyExistsError) as taken:
+            await c.create_schedule("nightly", "0 4 * * *", "report")
+        assert taken.value.status == 409 and isinstance(taken.value, conveyor.ConveyorError)
+        assert (await c.get_schedule("nightly")).cron == "0 3 * * *"
+        assert (await c.put_schedule("nightly", "0 4 * * *", "report")).cron == "0 4 * * *"
+        assert (await c.put_schedule("weekly", "0 4 * * 1", "report")).name == "weekly"
+        assert [s.name for s in await c.schedules()] == ["nightly", "weekly"]
