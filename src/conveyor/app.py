@@ -152,7 +152,7 @@ class App:
     async def enqueue(self, type: str, payload: JSON | None = None, **options: Any) -> Job:
         return (await self.service.submit(self.new_job(type, payload, **options))).job
 
-    def with_registered_defaults(self, job: NewJob) -> NewJob:
+    def _with_registered_defaults(self, job: NewJob) -> NewJob:
         """`job` with each field left at NewJob's default (queue, priority, max_retries,
         timeout) taken from its handler's registration, as `new_job` does: a bulk submit of
         `NewJob("t", …)` lands on the queue where `t`'s workers look."""
@@ -173,7 +173,7 @@ class App:
         """Submit any number of jobs, in batches of at most MAX_BATCH (1,000): each batch is
         validated whole and written in one transaction (all or nothing); a batch refused
         stops the call, and the batches before it stay written."""
-        filled = [self.with_registered_defaults(j) for j in jobs]
+        filled = [self._with_registered_defaults(j) for j in jobs]
         if not filled:
             raise InvalidInput("no jobs given", field="jobs")
         out: list[Job] = []
