@@ -97,14 +97,23 @@ class App:
         return self._service
 
     async def open(self, *, migrate: bool = False) -> App:
-        if self._store is None:
-            store = open_store(self.settings.store_url)
-            await store.connect()
-            self._store = store
-        if migrate:
-            await self._store.migrate()
-        else:
-            await ensure_migrated(self._store)
+        """Connect; `migrate` applies pending migrations, else a store without its schema
+        raises SchemaMissing (naming the store and the command to run) and stays closed."""
+        if self._store is not None:
+            if migrate:
+                await self._store.migrate()
+            return self
+        store = open_store(self.settings.store_url)
+        await store.connect()
+        try:
+            if migrate:
+                await store.migrate()
+            else:
+                await ensure_migrated(store)
+        except BaseException:
+            await store.close()
+            raise
+        self._store = store
         return self
 
     async def close(self) -> None:
