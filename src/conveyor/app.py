@@ -14,16 +14,27 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 from conveyor.config import Settings
-from conveyor.domain.job import Job, NewJob, Payload
+from conveyor.domain.errors import InvalidInput
+from conveyor.domain.job import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    DEFAULT_TIMEOUT,
+    Job,
+    NewJob,
+    Payload,
+)
+from conveyor.domain.limits import MAX_BATCH
 from conveyor.domain.payload import to_json
 from conveyor.domain.retry import RetryPolicy
 from conveyor.service.jobs import JobService
 from conveyor.service.maintenance import run_maintenance
+from conveyor.service.startup import ensure_migrated
 from conveyor.store import Store, open_store
 from conveyor.worker.executor import Housekeeping, Worker
 from conveyor.worker.registry import Registry
@@ -41,11 +52,12 @@ class App:
         *,
         settings: Settings | None = None,
         retry_policy: RetryPolicy | None = None,
-        check_types: bool | None = None,
+        check_types: bool = False,
     ) -> None:
-        """`check_types`: refuse to enqueue types this app has no handler for. The default
-        (None) checks once any handler is registered; a producer-only app, whose handlers
-        live in other services, registers none and can submit any type."""
+        """`check_types`: refuse to enqueue types this app has no handler for (opt-in). By
+        default every door follows one rule: any valid type is accepted, and a job whose type
+        the worker that claims it does not know is dead-lettered with an error naming the
+        types it knows, so `conveyor dev` and `conveyor server` answer a request alike."""
         self.check_types = check_types
         self.settings = settings or Settings()
         if store_url is not None:
@@ -84,20 +96,28 @@ class App:
     @property
     def service(self) -> JobService:
         if self._service is None:
-            check = self.check_types
-            if check is None:
-                check = len(self.registry) > 0
-            known = self.registry.names if check else None
+            known = self.registry.names if self.check_types else None
             self._service = JobService(self.store, self.settings, known_types=known)
         return self._service
 
     async def open(self, *, migrate: bool = False) -> App:
-        if self._store is None:
-            store = open_store(self.settings.store_url)
-            await store.connect()
-            self._store = store
-        if migrate:
-            await self._store.migrate()
+        """Connect; `migrate` applies pending migrations, else a store without its schema
+        raises SchemaMissing (naming the store and the command to run) and stays closed."""
+        if self._store is not None:
+            if migrate:
+                await self._store.migrate()
+            return self
+        store = open_store(self.settings.store_url)
+        await store.connect()
+        try:
+            if migrate:
+                await store.migrate()
+            else:
+                await ensure_migrated(store)
+        except BaseException:
+            await store.close()
+            raise
+        self._store = store
         return self
 
     async def close(self) -> None:
@@ -146,8 +166,35 @@ class App:
     async def enqueue(self, type: str, payload: Payload = _NO_PAYLOAD, **options: Any) -> Job:
         return (await self.service.submit(self.new_job(type, payload, **options))).job
 
+    def _with_registered_defaults(self, job: NewJob) -> NewJob:
+        """`job` with each field left at NewJob's default (queue, priority, max_retries,
+        timeout) taken from its handler's registration, as `new_job` does: a bulk submit of
+        `NewJob("t", …)` lands on the queue where `t`'s workers look."""
+        d = self.registry.get(job.type)
+        if d is None:
+            return job
+        return replace(
+            job,
+            queue=d.queue if job.queue == DEFAULT_QUEUE else job.queue,
+            priority=d.priority if job.priority == 0 else job.priority,
+            max_retries=d.max_retries
+            if job.max_retries == DEFAULT_MAX_RETRIES
+            else job.max_retries,
+            timeout=d.timeout if job.timeout == DEFAULT_TIMEOUT else job.timeout,
+        )
+
     async def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
-        return [e.job for e in await self.service.submit_many(jobs)]
+        """Submit any number of jobs, in batches of at most MAX_BATCH (1,000): each batch is
+        validated whole and written in one transaction (all or nothing); a batch refused
+        stops the call, and the batches before it stay written."""
+        filled = [self._with_registered_defaults(j) for j in jobs]
+        if not filled:
+            raise InvalidInput("no jobs given", field="jobs")
+        out: list[Job] = []
+        for start in range(0, len(filled), MAX_BATCH):
+            chunk = filled[start : start + MAX_BATCH]
+            out += [e.job for e in await self.service.submit_many(chunk)]
+        return out
 
     # -- running -----------------------------------------------------------------------
     def worker(

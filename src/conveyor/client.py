@@ -32,6 +32,7 @@ import orjson
 from pydantic import BaseModel
 
 from conveyor.domain.errors import (
+    AlreadyExists,
     ConveyorError,
     IllegalTransition,
     InvalidInput,
@@ -103,6 +104,10 @@ class IllegalTransitionError(APIError, IllegalTransition):
     pass
 
 
+class AlreadyExistsError(APIError, AlreadyExists):
+    """409: the name is taken (e.g. creating a schedule that exists); nothing was written."""
+
+
 class PayloadTooLargeError(APIError):
     pass
 
@@ -138,6 +143,7 @@ _BY_CODE: dict[str, type[APIError]] = {
     "schedule_not_found": ScheduleNotFoundError,
     "not_found": NotFoundError,
     "illegal_transition": IllegalTransitionError,
+    "already_exists": AlreadyExistsError,
     "payload_too_large": PayloadTooLargeError,
     "store_unavailable": StoreUnavailableError,
     "not_ready": StoreUnavailableError,
@@ -318,8 +324,8 @@ def _events(job_id: uuid.UUID | str) -> _Call[builtins.list[EventOut]]:
     )
 
 
-def _schedule_body(name: str, cron: str, type: str, options: ScheduleOptions) -> Any:
-    body: dict[str, Any] = {"name": name, "cron": cron, "type": type}
+def _schedule_body(cron: str, type: str, options: ScheduleOptions) -> dict[str, Any]:
+    body: dict[str, Any] = {"cron": cron, "type": type}
     body.update({k: v for k, v in options.items() if v is not None})
     return body
 
@@ -349,11 +355,18 @@ class _Calls:
         return _Call("GET", f"/v1/schedules/{_seg(name)}", _model(ScheduleOut))
 
     @staticmethod
+    def create_schedule(
+        name: str, cron: str, type: str, options: ScheduleOptions
+    ) -> _Call[ScheduleOut]:
+        body = {"name": name, **_schedule_body(cron, type, options)}
+        return _Call("POST", "/v1/schedules", _model(ScheduleOut), body=body)
+
+    @staticmethod
     def put_schedule(
         name: str, cron: str, type: str, options: ScheduleOptions
     ) -> _Call[ScheduleOut]:
-        body = _schedule_body(name, cron, type, options)
-        return _Call("POST", "/v1/schedules", _model(ScheduleOut), body=body)
+        body = _schedule_body(cron, type, options)
+        return _Call("PUT", f"/v1/schedules/{_seg(name)}", _model(ScheduleOut), body=body)
 
     @staticmethod
     def update_schedule(name: str, changes: ScheduleChanges) -> _Call[ScheduleOut]:
@@ -574,6 +587,12 @@ class Client(_Base):
     def get_schedule(self, name: str) -> ScheduleOut:
         return self._do(_Calls.get_schedule(name))
 
+    def create_schedule(
+        self, name: str, cron: str, type: str, **options: Unpack[ScheduleOptions]
+    ) -> ScheduleOut:
+        """Create the schedule; AlreadyExistsError when the name is taken."""
+        return self._do(_Calls.create_schedule(name, cron, type, options))
+
     def put_schedule(
         self, name: str, cron: str, type: str, **options: Unpack[ScheduleOptions]
     ) -> ScheduleOut:
@@ -721,9 +740,16 @@ class AsyncClient(_Base):
     async def get_schedule(self, name: str) -> ScheduleOut:
         return await self._do(_Calls.get_schedule(name))
 
+    async def create_schedule(
+        self, name: str, cron: str, type: str, **options: Unpack[ScheduleOptions]
+    ) -> ScheduleOut:
+        """Create the schedule; AlreadyExistsError when the name is taken."""
+        return await self._do(_Calls.create_schedule(name, cron, type, options))
+
     async def put_schedule(
         self, name: str, cron: str, type: str, **options: Unpack[ScheduleOptions]
     ) -> ScheduleOut:
+        """Create the schedule, or replace the one with this name."""
         return await self._do(_Calls.put_schedule(name, cron, type, options))
 
     async def update_schedule(self, name: str, **changes: Unpack[ScheduleChanges]) -> ScheduleOut:

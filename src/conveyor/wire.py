@@ -187,7 +187,7 @@ class _ScheduleFields(_In):
         Field(
             strict=True,
             validation_alias=AliasChoices("cron", "expression"),
-            description="5 fields, or 6 with seconds first; alias expression",
+            description="5 fields, or 6 with seconds last; alias expression",
         ),
     ]
     timezone: Annotated[str, Field(strict=True)] = "UTC"
@@ -212,6 +212,10 @@ class _ScheduleFields(_In):
 
 class ScheduleIn(_ScheduleFields):
     name: Annotated[str, Field(strict=True, json_schema_extra={"pattern": NAME_PATTERN})]
+
+
+class ScheduleFields(_ScheduleFields):
+    """PUT /v1/schedules/{name}: the name comes from the path."""
 
 
 class SchedulePatch(_In):
@@ -309,6 +313,10 @@ class QueueOut(BaseModel):
     concurrency: int | None
     counts: dict[str, int] = Field(description="jobs by status; every status is listed")
     depth: int = Field(description="jobs waiting: queued + scheduled + retrying")
+    consumers: int = Field(description="live workers consuming this queue (by name or all)")
+    unconsumed: bool = Field(
+        description="ready jobs, not paused, and no live worker consumes this queue"
+    )
 
 
 class QueueList(BaseModel):

@@ -9,6 +9,7 @@ import pytest
 
 import conveyor
 from conveyor.client import (
+    AlreadyExistsError,
     IllegalTransitionError,
     InvalidInputError,
     JobNotFoundError,
@@ -109,3 +110,17 @@ def test_client_sends_any_json_payload(server_url: str, store: Store) -> None:
         assert c.submit("t").payload == {}  # left out: {}
         (listed,) = c.submit_many([{"type": "t", "payload": "x"}])
         assert listed.payload == "x"
+
+
+async def test_create_schedule_refuses_a_taken_name_put_replaces(
+    server_url: str, store: Store
+) -> None:
+    async with conveyor.AsyncClient(server_url, token=admin_token()) as c:
+        await c.create_schedule("nightly", "0 3 * * *", "report")
+        with pytest.raises(AlreadyExistsError) as taken:
+            await c.create_schedule("nightly", "0 4 * * *", "report")
+        assert taken.value.status == 409 and isinstance(taken.value, conveyor.ConveyorError)
+        assert (await c.get_schedule("nightly")).cron == "0 3 * * *"
+        assert (await c.put_schedule("nightly", "0 4 * * *", "report")).cron == "0 4 * * *"
+        assert (await c.put_schedule("weekly", "0 4 * * 1", "report")).name == "weekly"
+        assert [s.name for s in await c.schedules()] == ["nightly", "weekly"]

@@ -30,7 +30,6 @@ def registered(app: App) -> App:
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"type": "not-registered"}, "type"),
         ({"type": ""}, "type"),
         ({"type": "known", "payload": {"when": datetime(2026, 1, 1)}}, "payload"),
         ({"type": "known", "payload": {"s": {1, 2}}}, "payload"),
@@ -53,6 +52,20 @@ async def test_invalid_job_is_refused_and_nothing_written(
         await registered.service.submit(NewJob(**kwargs))
     assert info.value.field == field
     assert await _snapshot(registered) == before
+
+
+async def test_an_app_that_opts_in_refuses_types_it_has_no_handler_for(app: App) -> None:
+    """The default accepts any type (one rule at every door, issue 18); a producer may ask
+    for the check itself."""
+    strict = App(settings=app.settings, check_types=True)
+    strict.job("known")(lambda payload: None)
+    async with strict:
+        before = await _snapshot(strict)
+        with pytest.raises(InvalidInput) as info:
+            await strict.enqueue("not-registered")
+        assert info.value.field == "type" and "not-registered" in info.value.message
+        assert await _snapshot(strict) == before
+        assert (await strict.enqueue("known")).type == "known"
 
 
 async def test_one_bad_job_rejects_the_whole_batch(registered: App) -> None:

@@ -31,6 +31,7 @@ from conveyor.domain.errors import (
     QueueFull,
     RateLimited,
     ScheduleNotFound,
+    SchemaMissing,
     StoreUnavailable,
     TokenNotFound,
     Unauthenticated,
@@ -58,6 +59,7 @@ _DOMAIN: dict[type[ConveyorError], tuple[int, str]] = {
     UserNotFound: (404, "User not found"),
     TokenNotFound: (404, "Token not found"),
     ConfigError: (503, "Not configured"),
+    SchemaMissing: (503, "Schema missing"),
 }
 
 _HTTP_CODES: dict[int, tuple[str, str]] = {
@@ -114,6 +116,9 @@ def domain_problem(exc: ConveyorError) -> Response:
         # The message may name driver internals ("InternalClientError: cannot switch to
         # state 12..."): the log keeps it, the caller gets a plain sentence and Retry-After.
         log.warning("store unavailable", error=exc.message)
+        detail = exc.public_message
+    elif isinstance(exc, SchemaMissing):
+        log.error("store schema missing", error=exc.message)
         detail = exc.public_message
     return problem(status, exc.code, title, detail, field=exc.field, headers=problem_headers(exc))
 

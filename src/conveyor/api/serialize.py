@@ -100,6 +100,8 @@ def queue_out(q: QueueView) -> dict[str, Any]:
         "concurrency": q.settings.concurrency,
         "counts": counts,
         "depth": sum(counts[s.value] for s in waiting),
+        "consumers": q.consumers,
+        "unconsumed": q.unconsumed,
     }
 
 

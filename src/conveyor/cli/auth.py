@@ -16,12 +16,13 @@ from typing import TypeVar
 import click
 from pydantic import SecretStr
 
-from conveyor.cli.common import run_async, settings_for
+from conveyor.cli.common import run_async, settings_for, store_option
 from conveyor.config import Settings
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.records import Role
 from conveyor.security.tokens import generate_secret
 from conveyor.service.auth import AuthService, generate_password
+from conveyor.service.startup import ensure_migrated
 from conveyor.store import Store, open_store
 
 T = TypeVar("T")
@@ -30,12 +31,13 @@ DEV_KEY_FILE = "jwt-secret"
 
 
 def _call(store_url: str | None, fn: Callable[[AuthService], Awaitable[T]]) -> T:
-    settings = settings_for(store_url)
+    settings = with_dev_key(settings_for(store_url))
 
     async def go() -> T:
         store = open_store(settings.store_url)
         await store.connect()
         try:
+            await ensure_migrated(store)
             return await fn(AuthService(store, settings))
         finally:
             await store.close()
@@ -44,14 +46,6 @@ def _call(store_url: str | None, fn: Callable[[AuthService], Awaitable[T]]) -> T
         return run_async(go())
     except ConveyorError as exc:
         raise click.ClickException(exc.message) from exc
-
-
-store_option = click.option(
-    "--store-url",
-    envvar="CONVEYOR_STORE_URL",
-    default=None,
-    help="sqlite:///path.db or postgresql://… (env CONVEYOR_STORE_URL)",
-)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -99,6 +93,17 @@ def user_disable(username: str, store_url: str | None) -> None:
     """Stop USERNAME from logging in or refreshing (access tokens out expire on their own)."""
     _call(store_url, lambda a: a.update_user(username, disabled=True))
     click.echo(f"disabled {username}")
+
+
+@user.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+@store_option
+def user_set_password(username: str, password_stdin: bool, store_url: str | None) -> None:
+    """Set USERNAME's password (prompts unless --password-stdin), e.g. a lost `admin` one."""
+    password = _read_password(password_stdin)
+    _call(store_url, lambda a: a.update_user(username, password=password))
+    click.echo(f"password set for {username}")
 
 
 @click.group()
@@ -153,24 +158,45 @@ def token_revoke(jti: str, store_url: str | None) -> None:
 # -- conveyor dev -----------------------------------------------------------------------------
 
 
-def dev_settings(settings: Settings) -> Settings:
-    """Give `conveyor dev` a signing key when none is configured: a random one, kept in a
-    0600 file beside the SQLite database so tokens survive a restart. Never for `server`."""
-    if not settings.auth_enabled or settings.jwt_algorithm != "HS256" or settings.jwt_secret:
-        return settings
+def _needs_key(settings: Settings) -> bool:
+    return settings.auth_enabled and settings.jwt_algorithm == "HS256" and not settings.jwt_secret
+
+
+def _dev_key_path(settings: Settings) -> Path:
     base = Path("conveyor-data")
     if settings.store_url.startswith("sqlite:///"):
         base = Path(settings.store_url[len("sqlite:///") :].split("?", 1)[0]).expanduser().parent
-    path = base / DEV_KEY_FILE
-    if path.exists():
-        secret = path.read_text(encoding="utf-8").strip()
-    else:
-        base.mkdir(parents=True, exist_ok=True)
-        secret = generate_secret()
+    return base / DEV_KEY_FILE
+
+
+def with_dev_key(settings: Settings) -> Settings:
+    """CLI commands on a `conveyor dev` store sign with the key `dev` keeps beside it (when no
+    key is configured), so `conveyor token create` works in the dev setup. Never makes one."""
+    if not _needs_key(settings) or not settings.store_url.startswith("sqlite:///"):
+        return settings
+    path = _dev_key_path(settings)
+    if not path.is_file():
+        return settings
+    return _key_from(path, settings)
+
+
+def _key_from(path: Path, settings: Settings) -> Settings:
+    secret = path.read_text(encoding="utf-8").strip()
+    return settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+
+
+def dev_settings(settings: Settings) -> Settings:
+    """Give `conveyor dev` a signing key when none is configured: a random one, kept in a
+    0600 file beside the SQLite database so tokens survive a restart. Never for `server`."""
+    if not _needs_key(settings):
+        return settings
+    path = _dev_key_path(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(secret + "\n")
-    return settings.model_copy(update={"jwt_secret": SecretStr(secret)})
+            f.write(generate_secret() + "\n")
+    return _key_from(path, settings)
 
 
 async def bootstrap_admin(store: Store, settings: Settings) -> str | None:

@@ -1,5 +1,5 @@
 """`conveyor` command line: dev, server, worker, scheduler, migrate, enqueue, queue, schedule,
-bench."""
+jobs, dead, user, token, bench."""
 
 from __future__ import annotations
 
@@ -16,19 +16,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import orjson
 import uvicorn
 
 from conveyor.app import App
 from conveyor.cli.auth import bootstrap_admin, dev_settings, login_help, token, user
-from conveyor.cli.common import EmbeddedServer, http_options, run_async, settings_for
+from conveyor.cli.common import (
+    EmbeddedServer,
+    http_options,
+    json_arg,
+    layered_settings,
+    run_async,
+    service_call,
+    settings_for,
+    store_option,
+)
+from conveyor.cli.jobs import dead, jobs
 from conveyor.domain.errors import ConveyorError
+from conveyor.domain.job import ALL_QUEUES
 from conveyor.domain.records import Schedule
 from conveyor.runtime import probes
 from conveyor.runtime.heap import freeze_startup_heap
 from conveyor.runtime.logs import configure_logging
 from conveyor.scheduler.scheduler import Scheduler
-from conveyor.service.startup import until_store_answers
+from conveyor.service.startup import ensure_migrated, until_store_answers
 from conveyor.store import open_store
 from conveyor.worker.executor import Worker
 
@@ -40,7 +50,12 @@ def load_app(target: str) -> App:
     module_name, _, attr = target.partition(":")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # a typo in APP, or an import inside that module failing
+        raise click.ClickException(
+            f"cannot import module {module_name!r} (from APP {target!r}): {exc}"
+        ) from None
     app = getattr(module, attr or "app", None)
     if not isinstance(app, App):
         raise click.BadParameter(f"{target!r} is not a conveyor.App", param_hint="APP")
@@ -60,14 +75,6 @@ def _on_signals(first: Callable[[], None], second: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, handler)
 
 
-store_option = click.option(
-    "--store-url",
-    envvar="CONVEYOR_STORE_URL",
-    default=None,
-    help="sqlite:///path.db or postgresql://… (env CONVEYOR_STORE_URL)",
-)
-
-
 @click.group()
 @click.option("--log-level", envvar="CONVEYOR_LOG_LEVEL", default="INFO")
 @click.option(
@@ -85,17 +92,18 @@ def main(log_level: str, log_format: str) -> None:
 @store_option
 def migrate(store_url: str | None) -> None:
     """Apply pending schema migrations (fails at once if the store does not answer)."""
-
-    async def go() -> list[str]:
-        store = open_store(settings_for(store_url).store_url)
-        await store.connect()
-        try:
-            return await store.migrate()
-        finally:
-            await store.close()
-
-    applied = run_async(go())
+    applied = run_async(_migrate(settings_for(store_url).store_url))
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+async def _migrate(store_url: str) -> list[str]:
+    """The only path (with App.open(migrate=True)) that creates a SQLite file."""
+    store = open_store(store_url)
+    await store.connect()
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
 
 
 metrics_port_option = click.option(
@@ -130,7 +138,12 @@ async def _probes(
 @main.command()
 @click.argument("app_target", metavar="APP")
 @store_option
-@click.option("--queues", "-q", default=None, help="comma-separated queues (default: the app's)")
+@click.option(
+    "--queues",
+    "-q",
+    default=None,
+    help="comma-separated queues, or '*' for every queue (default: the app's handlers' queues)",
+)
 @click.option("--concurrency", "-c", type=int, default=None)
 @click.option("--grace", type=float, default=None, help="seconds in-flight jobs get on shutdown")
 @click.option("--lease", type=float, default=None, help="lease seconds")
@@ -159,8 +172,8 @@ def worker(
     """Run the handlers of APP (module:attribute), direct to the store or, with --server,
     remotely over gRPC (the same executor; the server does promotion and lease reaping)."""
     app = load_app(app_target)
-    app.settings = settings_for(
-        store_url or app.settings.store_url, shutdown_grace=grace, lease_seconds=lease
+    app.settings = layered_settings(
+        app.settings, store_url, shutdown_grace=grace, lease_seconds=lease
     )
     queue_list = queues.split(",") if queues else None
     started: list[Worker] = []
@@ -251,6 +264,7 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
         try:
             # A store that does not answer yet: wait for it (backoff, a log line per attempt).
             await until_store_answers(store.connect, store_url=settings.store_url)
+            await ensure_migrated(store)
             s = Scheduler(store, settings)
 
             async def live() -> str | None:
@@ -265,7 +279,10 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
         finally:
             await store.close()
 
-    run_async(go())
+    try:
+        run_async(go())
+    except ConveyorError as exc:  # e.g. the schema is missing: say which store and what to run
+        raise click.ClickException(exc.message) from exc
 
 
 host_option = click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind")
@@ -331,14 +348,15 @@ def dev(
     from conveyor.cli.serve import start_dev_grpc
 
     app = load_app(app_target)
-    app.settings = dev_settings(settings_for(store_url or app.settings.store_url))
+    app.settings = dev_settings(layered_settings(app.settings, store_url))
     configure_logging(app.settings.log_level, "console")
 
     async def go() -> None:
+        applied = await _migrate(app.settings.store_url)
         async with app:
-            applied = await app.store.migrate()
             admin_password = await bootstrap_admin(app.store, app.settings)
-            w = app.worker(concurrency=concurrency)
+            # Every queue, so a job submitted to any queue runs (handler or dead letter).
+            w = app.worker(queues=[ALL_QUEUES], concurrency=concurrency)
             sched = Scheduler(app.store, app.settings)
             grpc_server = await start_dev_grpc(app.service, host)
             api = EmbeddedServer(
@@ -387,25 +405,6 @@ def dev(
     run_async(go())
 
 
-def _service_call(store_url: str | None, fn: Callable[[App], Awaitable[T]]) -> T:
-    async def go() -> T:
-        app = App(settings_for(store_url).store_url)
-        async with app:
-            return await fn(app)
-
-    try:
-        return run_async(go())
-    except ConveyorError as exc:
-        raise click.ClickException(exc.message) from exc
-
-
-def _json_arg(value: str, name: str) -> Any:
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=name) from exc
-
-
 @main.command()
 @click.argument("job_type")
 @store_option
@@ -424,7 +423,7 @@ def enqueue(
     count: int,
 ) -> None:
     """Submit a job."""
-    data = _json_arg(payload, "--payload")
+    data = json_arg(payload, "--payload")
     run_at = datetime.now(UTC) + timedelta(seconds=delay) if delay else None
 
     async def go(app: App) -> list[str]:
@@ -434,13 +433,13 @@ def enqueue(
         ]
         return [str(j.id) for j in await app.enqueue_many(jobs)]
 
-    for job_id in _service_call(store_url, go):
+    for job_id in service_call(store_url, go):
         click.echo(job_id)
 
 
 @main.group()
 def queue() -> None:
-    """Queue settings."""
+    """Pause, resume and limit queues (`conveyor queue set NAME KEY=VALUE...`)."""
 
 
 @queue.command("set")
@@ -448,14 +447,19 @@ def queue() -> None:
 @click.argument("settings", nargs=-1, required=True, metavar="KEY=VALUE...")
 @store_option
 def queue_set(name: str, settings: tuple[str, ...], store_url: str | None) -> None:
-    """e.g. `conveyor queue set email paused=true max_depth=10000`."""
+    """Change queue NAME's settings; each KEY=VALUE takes a JSON value, null clears a limit.
+
+    \b
+    Keys: paused (true|false), max_depth (jobs waiting; over it a submit gets 429),
+    concurrency (jobs of this queue running at once, across all workers).
+    Example: conveyor queue set email paused=true max_depth=10000"""
     changes: dict[str, Any] = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
-        changes[key] = _json_arg(value, key)
-    result = _service_call(store_url, lambda app: app.service.update_queue(name, changes))
+        changes[key] = json_arg(value, key)
+    result = service_call(store_url, lambda app: app.service.update_queue(name, changes))
     click.echo(
         f"{result.name}: paused={result.paused} max_depth={result.max_depth} "
         f"concurrency={result.concurrency}"
@@ -475,26 +479,43 @@ def schedule() -> None:
 @click.option("--payload", default="{}")
 @click.option("--queue", default="default")
 @click.option("--timezone", "tz", default="UTC")
+@click.option("--no-replace", is_flag=True, help="fail if a schedule NAME exists")
 def schedule_set(
-    name: str, cron: str, job_type: str, store_url: str | None, payload: str, queue: str, tz: str
+    name: str,
+    cron: str,
+    job_type: str,
+    store_url: str | None,
+    payload: str,
+    queue: str,
+    tz: str,
+    no_replace: bool,
 ) -> None:
-    """Create or replace a schedule firing JOB_TYPE on CRON (5 fields, or 6 with seconds)."""
+    """Create or replace a schedule firing JOB_TYPE on CRON: 5 fields (minute hour day month
+    weekday), or 6 with seconds last (`* * * * * */10`: every 10 s). Prints the next three
+    fire times."""
     s = Schedule(
         name=name,
         cron=cron,
         timezone=tz,
         type=job_type,
-        payload=_json_arg(payload, "--payload"),
+        payload=json_arg(payload, "--payload"),
         queue=queue,
     )
-    result = _service_call(store_url, lambda app: app.service.put_schedule(s))
-    click.echo(f"{result.name}: next run {result.next_run_at}")
+
+    async def go(app: App) -> tuple[Schedule, list[datetime]]:
+        put = app.service.create_schedule if no_replace else app.service.put_schedule
+        saved = await put(s)
+        return saved, app.service.upcoming(saved, 3)
+
+    result, upcoming = service_call(store_url, go)
+    # The next fire times, so a cron mistake (a field off by one) shows at once.
+    click.echo(f"{result.name}: next runs " + ", ".join(t.isoformat() for t in upcoming))
 
 
 @schedule.command("list")
 @store_option
 def schedule_list(store_url: str | None) -> None:
-    for s in _service_call(store_url, lambda app: app.service.list_schedules()):
+    for s in service_call(store_url, lambda app: app.service.list_schedules()):
         click.echo(
             f"{s.name}\t{s.cron}\t{s.timezone}\t{s.type}\tenabled={s.enabled}\tnext={s.next_run_at}"
         )
@@ -542,3 +563,5 @@ def bench(
 
 main.add_command(user)
 main.add_command(token)
+main.add_command(jobs)
+main.add_command(dead)

@@ -55,6 +55,26 @@ class StoreUnavailable(ConveyorError):
     retry_after: float = 1.0
 
 
+class SchemaMissing(ConveyorError):
+    """The store answers but holds no Conveyor schema (or an older one): `conveyor migrate` was
+    not run on it, or a relative SQLite path points at another directory. Says which store
+    and the command to run; retrying does not help."""
+
+    code = "schema_missing"
+    # What a remote caller is told (the message names the store: the operator's, not theirs).
+    public_message = "the job store's schema is not migrated: run `conveyor migrate`"
+
+    def __init__(self, store: str, pending: int, *, resolved: str | None = None) -> None:
+        """`store`: the URL as given, password masked; `resolved`: where a relative SQLite
+        path pointed."""
+        at = f" (the file {resolved})" if resolved else ""
+        super().__init__(
+            f"the store {store}{at} is missing Conveyor's schema ({pending} migration(s) not "
+            f"applied): run `conveyor migrate --store-url '{store}'`"
+        )
+        self.store = store
+
+
 class AlreadyExists(ConveyorError):
     """A user (or other named thing) with this name exists; nothing was written."""
 

@@ -63,6 +63,9 @@ def ensure_transition(src: JobStatus, dst: JobStatus) -> None:
 
 
 DEFAULT_QUEUE = "default"
+# A worker's queue list of exactly [ALL_QUEUES] consumes every queue, including queues created
+# after it started (`conveyor dev` does by default). Not a valid queue name, so never a queue.
+ALL_QUEUES = "*"
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_TIMEOUT = 300.0
 

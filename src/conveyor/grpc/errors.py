@@ -28,6 +28,7 @@ from conveyor.domain.errors import (
     QueueFull,
     RateLimited,
     ScheduleNotFound,
+    SchemaMissing,
     StoreUnavailable,
     TokenNotFound,
     Unauthenticated,
@@ -56,6 +57,7 @@ _CODES: dict[type[ConveyorError], grpc.StatusCode] = {
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     LimiterUnavailable: grpc.StatusCode.UNAVAILABLE,
     ConfigError: grpc.StatusCode.INTERNAL,
+    SchemaMissing: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 # The reverse, for clients: the most specific error a status code can stand for.
@@ -89,7 +91,7 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple[tuple[str
         trailers.append((RETRY_AFTER_KEY, str(max(1, math.ceil(retry_after)))))
     if code is grpc.StatusCode.INTERNAL:
         message = "internal error"
-    elif isinstance(exc, StoreUnavailable):
+    elif isinstance(exc, StoreUnavailable | SchemaMissing):
         message = exc.public_message  # exc.message may name driver internals: the log's
     else:
         message = exc.message

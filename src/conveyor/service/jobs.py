@@ -19,6 +19,7 @@ from conveyor.domain.cron import next_fire, next_fires, validate_cron
 from conveyor.domain.errors import InvalidInput, JobNotFound
 from conveyor.domain.ids import new_job_id
 from conveyor.domain.job import (
+    ALL_QUEUES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_QUEUE,
     Job,
@@ -68,6 +69,18 @@ if [f.name for f in fields(NewJob)] != _NEW_JOB_FIELDS:  # pragma: no cover
 class QueueView:
     settings: QueueSettings
     counts: dict[JobStatus, int]
+    # Live workers (heard from within metrics_worker_alive_seconds) consuming this queue, by
+    # name or as all-queues workers: ready jobs with none wait for nobody.
+    consumers: int = 0
+
+    @property
+    def unconsumed(self) -> bool:
+        """Ready jobs, not paused, and no live worker consumes the queue."""
+        return (
+            not self.settings.paused
+            and self.counts.get(JobStatus.QUEUED, 0) > 0
+            and self.consumers == 0
+        )
 
 
 class JobService:
@@ -267,9 +280,17 @@ class JobService:
     async def queues(self) -> list[QueueView]:
         counts = await self.store.count_by_queue_status()
         settings = {q.name: q for q in await self.store.list_queue_settings()}
+        alive_since = self.clock() - timedelta(seconds=self.settings.metrics_worker_alive_seconds)
+        live = [w for w in await self.store.list_workers() if w.last_seen_at >= alive_since]
+        everywhere = sum(ALL_QUEUES in w.queues for w in live)
         names = sorted(set(counts) | set(settings) | {DEFAULT_QUEUE})
         return [
-            QueueView(settings.get(n) or QueueSettings(name=n), counts.get(n, {})) for n in names
+            QueueView(
+                settings.get(n) or QueueSettings(name=n),
+                counts.get(n, {}),
+                everywhere + sum(n in w.queues for w in live),
+            )
+            for n in names
         ]
 
     async def update_queue(self, name: str, changes: Mapping[str, Any]) -> QueueSettings:
@@ -320,6 +341,10 @@ class JobService:
     async def put_schedule(self, schedule: Schedule) -> Schedule:
         """Create or replace a schedule; its next fire time is recomputed from now."""
         return await self.store.upsert_schedule(self._check_schedule(schedule))
+
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Create a schedule; AlreadyExists when the name is taken (nothing is replaced)."""
+        return await self.store.create_schedule(self._check_schedule(schedule))
 
     async def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
         current = await self.get_schedule(name)

@@ -13,6 +13,8 @@ import structlog
 from conveyor.domain.errors import StoreUnavailable
 from conveyor.domain.retry import retry_until_ok
 from conveyor.security.redact import redact_text
+from conveyor.store.base import Store
+from conveyor.store.location import schema_missing
 
 log = structlog.get_logger("conveyor.startup")
 
@@ -85,3 +87,11 @@ async def stop_connecting(task: asyncio.Task[bool] | None) -> None:
     except asyncio.CancelledError:
         if (current := asyncio.current_task()) is not None and current.cancelling():
             raise
+
+
+async def ensure_migrated(store: Store) -> None:
+    """Raise SchemaMissing (naming the store and the command to run) unless every migration
+    is applied: without it the first query fails with a driver's "no such table"."""
+    pending = await store.pending_migrations()
+    if pending:
+        raise schema_missing(store.url, len(pending))

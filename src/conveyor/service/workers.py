@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from conveyor.config import Settings
 from conveyor.domain.errors import InvalidInput
-from conveyor.domain.job import JSON, Job
+from conveyor.domain.job import ALL_QUEUES, JSON, Job
 from conveyor.domain.limits import MAX_BATCH, NAME_RE
 from conveyor.domain.records import Completion, Failure, Lease, Release, WorkerInfo
 from conveyor.store.base import Store
@@ -38,8 +38,13 @@ def _worker_id(value: str) -> str:
 
 
 def _queues(values: Sequence[str]) -> list[str]:
+    if list(values) == [ALL_QUEUES]:
+        return [ALL_QUEUES]
     if not 0 < len(values) <= MAX_QUEUES:
-        raise InvalidInput(f"queues must list 1-{MAX_QUEUES} queues", field="queues")
+        raise InvalidInput(
+            f"queues must list 1-{MAX_QUEUES} queues, or be [{ALL_QUEUES!r}] for all of them",
+            field="queues",
+        )
     for q in values:
         if not NAME_RE.match(q):
             raise InvalidInput(f"queue name {q!r} is not valid", field="queues")

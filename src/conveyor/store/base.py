@@ -55,6 +55,10 @@ class Store(Protocol):
         """Apply pending numbered migrations (idempotent, safe to run concurrently).
         Returns the names applied now."""
 
+    async def pending_migrations(self) -> list[str]:
+        """Migrations not applied yet (all of them on a store never migrated); writes nothing
+        and, for SQLite, creates no file."""
+
     async def ping(self) -> None:
         """Raise StoreUnavailable if the store cannot answer."""
 
@@ -102,7 +106,8 @@ class Store(Protocol):
         respecting each queue's `concurrency` limit), ordered by priority desc, run_at, id.
         Each becomes running: attempt += 1, lease_token += 1, worker_id set,
         lease_expires_at = now + lease_seconds, started_at = now. Never hands one job to two
-        claimers. Returns the jobs as they are after the claim."""
+        claimers. Returns the jobs as they are after the claim. `queues` of [ALL_QUEUES]:
+        from every queue."""
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         """running -> completed with result and finished_at. Returns the ids that applied."""
@@ -169,6 +174,9 @@ class Store(Protocol):
 
     # -- schedules -------------------------------------------------------------------
     async def upsert_schedule(self, schedule: Schedule) -> Schedule: ...
+
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Insert a new schedule; AlreadyExists (nothing written) when the name is taken."""
 
     async def get_schedule(self, name: str) -> Schedule:
         """Raises ScheduleNotFound."""

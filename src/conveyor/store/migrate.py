@@ -37,3 +37,9 @@ async def run_migrations(backend: str, target: MigrationTarget) -> list[str]:
         await target.apply_migration(name, script)
         done.append(name)
     return done
+
+
+def pending_names(backend: str, applied: set[str] | None) -> list[str]:
+    """Migrations of `backend` not applied yet; all of them when `applied` is None (no
+    bookkeeping table: a store never migrated)."""
+    return [name for name, _ in pending(backend, applied or set())]

@@ -41,7 +41,15 @@ from conveyor.domain.errors import (
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.domain.job import JSON, Job, JobStatus, NewJob, Payload, ensure_transition
+from conveyor.domain.job import (
+    ALL_QUEUES,
+    JSON,
+    Job,
+    JobStatus,
+    NewJob,
+    Payload,
+    ensure_transition,
+)
 from conveyor.domain.records import (
     ApiToken,
     Completion,
@@ -61,7 +69,7 @@ from conveyor.domain.records import (
     WorkerInfo,
 )
 from conveyor.store import common, sql
-from conveyor.store.migrate import run_migrations
+from conveyor.store.migrate import pending_names, run_migrations
 
 log = logging.getLogger(__name__)
 
@@ -535,6 +543,15 @@ class PostgresStore:
             await self.pool.expire_connections()
         return applied_now
 
+    @_unavailable_as_store_error
+    async def pending_migrations(self) -> list[str]:
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval(Q.migrations_table_exists):
+                return pending_names("postgres", None)
+            return pending_names(
+                "postgres", {r["name"] for r in await conn.fetch(Q.applied_migrations)}
+            )
+
     async def ping(self) -> None:
         try:
             await self.pool.fetchval(Q.ping, timeout=5)
@@ -774,6 +791,11 @@ class PostgresStore:
         # A worker's fetch loop claims one call at a time: a held connection saves the pool's
         # acquire and release on every claim.
         async with self.claim_conn.acquire() as conn:
+            if ALL_QUEUES in names:
+                # Every queue: those holding ready jobs now (a loose index scan), then as named.
+                names = [r["name"] for r in await conn.fetch(Q.queued_queues)]
+                if not names:
+                    return []
             limited = [q for q in names if q in await self._limited_queues(conn)]
             if limited:
                 # Slow path, only for concurrency-limited queues: lock their rows first, so the
@@ -884,7 +906,7 @@ class PostgresStore:
         deadline = time.monotonic() + timeout
         await self._ensure_listener(timeout)
         remaining = deadline - time.monotonic()
-        wanted = frozenset(queues)
+        wanted = frozenset() if ALL_QUEUES in queues else frozenset(queues)  # empty: any
         missed = self._missed & wanted if wanted else self._missed
         if remaining <= 0 or missed:
             self._missed -= missed
@@ -1065,8 +1087,15 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def upsert_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._put_schedule(schedule, Q.upsert_schedule)
+
+    @_unavailable_as_store_error
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._put_schedule(schedule, Q.insert_schedule)
+
+    async def _put_schedule(self, schedule: Schedule, query: str) -> Schedule:
         row = await self.pool.fetchrow(
-            Q.upsert_schedule,
+            query,
             schedule.name,
             schedule.cron,
             schedule.timezone,
@@ -1080,6 +1109,8 @@ class PostgresStore:
             schedule.next_run_at,
             schedule.last_run_at,
         )
+        if row is None:
+            raise AlreadyExists(f"a schedule named {schedule.name!r} exists", field="name")
         return _schedule(row)
 
     @_unavailable_as_store_error

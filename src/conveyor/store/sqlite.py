@@ -72,7 +72,15 @@ from conveyor.domain.errors import (
     TokenNotFound,
     UserNotFound,
 )
-from conveyor.domain.job import JSON, Job, JobStatus, NewJob, Payload, ensure_transition
+from conveyor.domain.job import (
+    ALL_QUEUES,
+    JSON,
+    Job,
+    JobStatus,
+    NewJob,
+    Payload,
+    ensure_transition,
+)
 from conveyor.domain.records import (
     ApiToken,
     Completion,
@@ -92,7 +100,8 @@ from conveyor.domain.records import (
     WorkerInfo,
 )
 from conveyor.store import common, sql
-from conveyor.store.migrate import run_migrations
+from conveyor.store.location import schema_missing
+from conveyor.store.migrate import pending_names, run_migrations
 
 __all__ = ["SQLiteStore"]
 
@@ -630,10 +639,10 @@ class _Receiver:
             os.unlink(self.path)
 
 
-def _listen(key: str, listener: _Listener | None, forget: Iterable[str] = ()) -> _Listener:
+def _listen(key: str, listener: _Listener | None, forget: Iterable[str] | None = ()) -> _Listener:
     """`listener` (a new one if None) registered on `key`'s channel, with this process's wake
-    socket bound, and the latched wakes of `forget` dropped. Cheap when both already are: every
-    claim calls it."""
+    socket bound, and the latched wakes of `forget` (None: of every queue) dropped. Cheap when
+    both already are: every claim calls it."""
     with _LOCK:
         channel = _CHANNELS.get(key)
         if channel is None:
@@ -641,7 +650,11 @@ def _listen(key: str, listener: _Listener | None, forget: Iterable[str] = ()) ->
         if listener is None:
             listener = _Listener()
         channel.listeners.add(listener)
-        listener.missed.difference_update(forget)
+        if forget is None:
+            listener.missed.clear()
+            listener.missed_any = False
+        else:
+            listener.missed.difference_update(forget)
         if channel.receiver is None and time.monotonic() >= channel.retry_receiver_at:
             try:
                 channel.receiver = _Receiver(key)
@@ -774,8 +787,16 @@ class SQLiteStore:
     # -- lifecycle -------------------------------------------------------------------
 
     async def connect(self) -> None:
+        """Open the database file. A file that does not exist is not created (nor its
+        directory): only migrate() makes one, so a mistyped or relative path is reported
+        (SchemaMissing, naming the path) instead of leaving an empty database behind."""
+        await self._connect(create=False)
+
+    async def _connect(self, *, create: bool) -> None:
         async with self._connect_lock:
             if self._writer is not None:
+                return
+            if not create and not self.path.expanduser().exists():
                 return
             try:
                 self.path.expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -856,7 +877,8 @@ class SQLiteStore:
     async def _ensure(self) -> tuple[sqlite3.Connection, aiosqlite.Connection]:
         if self._writer is None or self._reader is None:
             await self.connect()
-        assert self._writer is not None and self._reader is not None
+        if self._writer is None or self._reader is None:
+            raise schema_missing(self.url, len(pending_names("sqlite", None)))
         return self._writer, self._reader
 
     async def migrate(self) -> list[str]:
@@ -865,7 +887,15 @@ class SQLiteStore:
         def tx(conn: sqlite3.Connection) -> list[str]:
             return _run_to_end(run_migrations("sqlite", _MigrationTarget(conn)))
 
+        await self._connect(create=True)
         return await self._write(tx, long=True)
+
+    async def pending_migrations(self) -> list[str]:
+        if not self.path.expanduser().exists():
+            return pending_names("sqlite", None)
+        if not await self._read(Q.migrations_table_exists):
+            return pending_names("sqlite", None)
+        return pending_names("sqlite", {r[0] for r in await self._read(Q.applied_migrations)})
 
     async def ping(self) -> None:
         try:
@@ -1079,16 +1109,22 @@ class SQLiteStore:
     async def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> list[Job]:
-        wanted = list(dict.fromkeys(queues))
-        if limit <= 0 or not wanted:
+        everywhere = ALL_QUEUES in queues
+        wanted = [] if everywhere else list(dict.fromkeys(queues))
+        if limit <= 0 or not (wanted or everywhere):
             return []
         # Before looking: wakes latched until now are answered by this claim, and from now on
         # this process hears other processes' commits (the first claim binds its socket).
-        self._listener = _listen(self._key, self._listener, forget=wanted)
+        self._listener = _listen(self._key, self._listener, forget=None if everywhere else wanted)
         wanted_json = _dumps(wanted)
+        peek = (Q.any_queued_anywhere, ()) if everywhere else (Q.any_queued, (wanted_json,))
 
         def tx(conn: sqlite3.Connection) -> list[Row]:
+            nonlocal wanted, wanted_json
             now = _now_us()
+            if everywhere:
+                wanted = [r[0] for r in _fetch(conn, Q.queued_queues)]
+                wanted_json = _dumps(wanted)
             paused: set[str] = set()
             room: dict[str, int] = {}
             for name, is_paused, concurrency, running in _fetch(
@@ -1113,7 +1149,7 @@ class SQLiteStore:
             rows.sort(key=_claim_order)
             return rows
 
-        rows = await self._write_if((Q.any_queued, (wanted_json,)), tx, long=limit > LONG_BATCH)
+        rows = await self._write_if(peek, tx, long=limit > LONG_BATCH)
         if isinstance(rows, _Skipped):
             return []
         # The rows become jobs after the commit: the write lock is held for the SQL alone.
@@ -1249,7 +1285,7 @@ class SQLiteStore:
         another one (by its datagram); returns at once if such a wake came since the last claim
         or wait. Else after `timeout`, the polling fallback."""
         loop = asyncio.get_running_loop()
-        wanted = frozenset(queues)
+        wanted = frozenset() if ALL_QUEUES in queues else frozenset(queues)  # empty: any
         listener = self._listener = _listen(self._key, self._listener)
         waiter = _Waiter(loop, loop.create_future(), wanted)
         with _LOCK:
@@ -1386,6 +1422,12 @@ class SQLiteStore:
     # -- schedules -------------------------------------------------------------------
 
     async def upsert_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._put_schedule(schedule, Q.upsert_schedule)
+
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        return await self._put_schedule(schedule, Q.insert_schedule)
+
+    async def _put_schedule(self, schedule: Schedule, query: str) -> Schedule:
         now = _now_us()
         params = (
             schedule.name,
@@ -1405,7 +1447,10 @@ class SQLiteStore:
         )
 
         def tx(conn: sqlite3.Connection) -> Schedule:
-            return _row_to_schedule((_fetch(conn, Q.upsert_schedule, params))[0])
+            rows = _fetch(conn, query, params)
+            if not rows:
+                raise AlreadyExists(f"a schedule named {schedule.name!r} exists", field="name")
+            return _row_to_schedule(rows[0])
 
         return await self._write(tx)
 

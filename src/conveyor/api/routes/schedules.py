@@ -8,10 +8,18 @@ from fastapi import APIRouter, Path
 from starlette.responses import Response
 
 from conveyor.api.deps import ReadSchedules, Service, WriteSchedules
-from conveyor.api.docs import problems
+from conveyor.api.docs import model, problems
 from conveyor.api.serialize import JSONBytes, job_out, schedule_out
 from conveyor.domain.records import Schedule
-from conveyor.wire import NAME_DOC, JobOut, ScheduleIn, ScheduleList, ScheduleOut, SchedulePatch
+from conveyor.wire import (
+    NAME_DOC,
+    JobOut,
+    ScheduleFields,
+    ScheduleIn,
+    ScheduleList,
+    ScheduleOut,
+    SchedulePatch,
+)
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 PathName = Annotated[str, Path(json_schema_extra=NAME_DOC)]
@@ -26,11 +34,11 @@ async def list_schedules(svc: Service, _: ReadSchedules) -> Any:
     "",
     status_code=201,
     response_model=ScheduleOut,
-    summary="Create a schedule, or replace the one with this name",
-    responses=problems(422),
+    summary="Create a schedule (409 if the name is taken; PUT /v1/schedules/{name} replaces)",
+    responses=problems(409, 422),
 )
-async def put_schedule(body: ScheduleIn, svc: Service, _: WriteSchedules) -> Any:
-    saved = await svc.put_schedule(Schedule(**body.model_dump()))
+async def create_schedule(body: ScheduleIn, svc: Service, _: WriteSchedules) -> Any:
+    saved = await svc.create_schedule(Schedule(**body.model_dump()))
     return JSONBytes(schedule_out(saved), status_code=201)
 
 
@@ -39,6 +47,21 @@ async def put_schedule(body: ScheduleIn, svc: Service, _: WriteSchedules) -> Any
 )
 async def get_schedule(name: PathName, svc: Service, _: ReadSchedules) -> Any:
     return JSONBytes(schedule_out(await svc.get_schedule(name)))
+
+
+@router.put(
+    "/{name}",
+    response_model=ScheduleOut,
+    summary="Create (201) or replace (200) the schedule with this name",
+    responses={201: model("ScheduleOut", "Created"), **problems(422)},
+)
+async def put_schedule(
+    name: PathName, body: ScheduleFields, svc: Service, _: WriteSchedules
+) -> Any:
+    saved = await svc.put_schedule(Schedule(name=name, **body.model_dump()))
+    # A row just inserted carries one time stamp for both; a replaced one keeps its created_at.
+    created = saved.created_at is not None and saved.created_at == saved.updated_at
+    return JSONBytes(schedule_out(saved), status_code=201 if created else 200)
 
 
 @router.patch(

@@ -324,7 +324,8 @@ views.overview = async () => {
   const lastHour = (data.history.points || []).reduce((a, p) => ({ c: a.c + p.completed, d: a.d + p.dead }), { c: 0, d: 0 });
   const stat = (label, value, cls, id) => h("div", { class: "stat", id }, h("div", { class: "label" }, label), h("div", { class: `value ${cls || ""}` }, value));
   const rows = data.queues.map((q) => h("tr", { dataset: { queue: q.name } },
-    h("td", {}, h("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}` }, q.name), " ", q.paused ? badge("paused") : null),
+    h("td", {}, h("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}` }, q.name), " ", q.paused ? badge("paused") : null,
+      q.unconsumed ? h("span", { class: "badge fail", title: "ready jobs wait here, and no live worker consumes this queue: start one with --queues including it (or '*')" }, "no worker") : null),
     ...["queued", "scheduled", "running", "retrying", "dead", "completed", "cancelled"].map((s) =>
       h("td", { class: "num", dataset: { status: s } }, q.counts[s] && s === "dead" ? h("a", { href: `#/dead?queue=${encodeURIComponent(q.name)}` }, q.counts[s].toLocaleString()) : num(q.counts[s]))),
     h("td", { class: "actions" }, q.paused

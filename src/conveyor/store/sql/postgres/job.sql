@@ -454,3 +454,14 @@ WITH gone AS (
     DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT count(*) FROM gone
+
+-- name: queued_queues
+-- The queues that hold ready jobs, for a worker consuming every queue: a loose index scan of
+-- jobs_claim_idx (one short descent per queue, however many jobs each one holds).
+WITH RECURSIVE q(name) AS (
+    SELECT (SELECT min(queue) FROM jobs WHERE status = 'queued')
+    UNION ALL
+    SELECT (SELECT min(queue) FROM jobs WHERE status = 'queued' AND queue > q.name)
+      FROM q WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL

@@ -24,3 +24,6 @@ SELECT name FROM schema_migrations
 
 -- name: record_migration
 INSERT INTO schema_migrations (name) VALUES ($1)
+
+-- name: migrations_table_exists
+SELECT 1 WHERE to_regclass('schema_migrations') IS NOT NULL

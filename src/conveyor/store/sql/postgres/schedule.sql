@@ -15,6 +15,13 @@ ON CONFLICT (name) DO UPDATE
        updated_at = now()
 RETURNING {{schedule_columns}}
 
+-- name: insert_schedule
+-- Create only: a taken name inserts nothing and returns no row (the caller says so).
+INSERT INTO schedules ({{schedule_columns}})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
+ON CONFLICT (name) DO NOTHING
+RETURNING {{schedule_columns}}
+
 -- name: get_schedule
 SELECT {{schedule_columns}} FROM schedules WHERE name = $1
 

@@ -227,3 +227,19 @@ RETURNING {{job_columns}}
 -- Events of the returned jobs go with them (delete_events_of_jobs), as in prune_finished.
 DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'dead'
 RETURNING id
+
+-- name: queued_queues
+-- The queues that hold ready jobs, for a worker consuming every queue: a loose index scan of
+-- jobs_claim_idx (one short descent per queue, however many jobs each one holds).
+WITH RECURSIVE q(name) AS (
+    SELECT (SELECT min(queue) FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued')
+    UNION ALL
+    SELECT (SELECT min(queue) FROM jobs INDEXED BY jobs_claim_idx
+             WHERE status = 'queued' AND queue > q.name)
+      FROM q WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL
+
+-- name: any_queued_anywhere
+-- any_queued for a worker consuming every queue.
+SELECT 1 FROM jobs INDEXED BY jobs_claim_idx WHERE status = 'queued' LIMIT 1

@@ -12,3 +12,6 @@ SELECT name FROM schema_migrations
 
 -- name: record_migration
 INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)
+
+-- name: migrations_table_exists
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'

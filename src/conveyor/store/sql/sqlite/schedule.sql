@@ -14,6 +14,13 @@ ON CONFLICT (name) DO UPDATE SET
     updated_at = excluded.updated_at
 RETURNING {{schedule_columns}}
 
+-- name: insert_schedule
+-- Create only: a taken name inserts nothing and returns no row (the caller says so).
+INSERT INTO schedules ({{schedule_columns}})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO NOTHING
+RETURNING {{schedule_columns}}
+
 -- name: select_schedule
 SELECT {{schedule_columns}} FROM schedules WHERE name = ?
 
