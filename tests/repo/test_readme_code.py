@@ -90,7 +90,7 @@ def run(block: Block, home: Path, env: dict[str, str]) -> subprocess.CompletedPr
         cmd = [sys.executable, str(script)]
     else:
         cmd = ["bash", "-e", "-c", block.body]
-    return subprocess.run(cmd, cwd=home, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(cmd, cwd=home, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_readme_code_blocks_run_as_written(tmp_path: Path) -> None:
