@@ -7,9 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from structlog.testing import capture_logs
 
+from conveyor.api import create_app
+from conveyor.domain.errors import ConfigError
 from conveyor.domain.records import Role
-from tests.compat.conftest import Stack, StackFactory, read_until
+from tests.compat.conftest import Stack, StackFactory, compat_settings, read_until
 from tests.helpers import wait_until
 
 JOB = {"payload": {"type": "demo", "value": 123}}
@@ -116,3 +120,15 @@ async def test_the_callers_rate_limit_applies(make_stack: StackFactory) -> None:
         limited = await client.get("/jobs/01890000-0000-7000-8000-000000000000")
     assert answers == [201, 201, 429]
     assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+
+
+def test_the_anonymous_mapping_is_a_start_up_warning_or_a_refusal_to_start() -> None:
+    with capture_logs() as logs:
+        create_app(compat_settings("sqlite:///unused.db"))
+    assert not [e for e in logs if e["log_level"] == "warning"]  # off by default
+    with capture_logs() as logs:
+        create_app(compat_settings("sqlite:///unused.db", compat_anonymous="user:legacy"))
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert (warning["role"], warning["tenant"]) == ("user", "legacy")
+    with pytest.raises(ConfigError, match="needs a tenant"):
+        create_app(compat_settings("sqlite:///unused.db", compat_anonymous="user"))
