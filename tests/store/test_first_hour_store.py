@@ -54,7 +54,9 @@ async def test_a_wait_on_all_queues_wakes_for_a_job_on_any_queue(
     store: Store, store_factory
 ) -> None:
     other = await store_factory()
-    await store.claim("w", [ALL_QUEUES], 1, 30.0)  # binds the listener, as a worker's loop does
+    # A first short wait sets up the listener (PostgreSQL's LISTEN connection, SQLite's wake
+    # socket), as a worker's loop does: from then on a wake is delivered or latched, never lost.
+    await store.wait_for_jobs([ALL_QUEUES], 0.05)
     waiting = asyncio.create_task(store.wait_for_jobs([ALL_QUEUES], 30.0))
     await enqueue(other, make_job(queue="a-queue-nobody-named"))
     await wait_until(waiting.done, timeout=5, message="the all-queues waiter to wake")
