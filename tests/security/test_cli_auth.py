@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import stat
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def test_token_create_list_revoke(cli_url: str) -> None:
     code, out, err = run(["token", "create", "--name", "w1", "--role", "worker"], cli_url)
     assert code == 0, out + err
     token = out.strip()
-    jti = err.split()[1]
+    found = re.search(r"^jti (\S+)  role", err, re.MULTILINE)  # log lines may come first
+    assert found, err
+    jti = found[1]
 
     async def who() -> Role:
         store = open_store(cli_url)
