@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -240,3 +242,14 @@ async def store_to_take_down(url: str) -> AsyncIterator[tuple[Store, Callable[[]
         await store.close()
         if proxy is not None:
             await proxy.stop()
+
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def child_pythonpath() -> str:
+    """PYTHONPATH for a Conveyor process a test starts: this checkout's src/ first (so a git
+    worktree tests its own code, not the one the venv was installed from), then the repository
+    (the tests' handler apps), then what the test run itself was given."""
+    parts = [str(_REPO / "src"), str(_REPO), os.environ.get("PYTHONPATH", "")]
+    return os.pathsep.join(p for p in parts if p)

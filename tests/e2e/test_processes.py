@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conveyor import App, JobStatus
 from conveyor.worker.executor import THREAD_MARGIN
-from tests.helpers import wait_until
+from tests.helpers import child_pythonpath, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def spawn_worker(store_url: str, *args: str) -> subprocess.Popen[bytes]:
         "CONVEYOR_HEARTBEAT_INTERVAL": "0.2",
         "CONVEYOR_MAINTENANCE_INTERVAL": "0.1",
         "CONVEYOR_POLL_INTERVAL": "0.1",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": child_pythonpath(),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "conveyor.cli", "worker", "tests.e2e.apps:app", *args],

@@ -27,7 +27,7 @@ from conveyor.domain.errors import StoreUnavailable
 from conveyor.store import open_store
 from conveyor.worker.executor import Worker
 from tests.e2e.conftest import fast_settings
-from tests.helpers import TcpProxy, via_proxy, wait_until
+from tests.helpers import TcpProxy, child_pythonpath, via_proxy, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "hunter2-not-for-logs"  # trust auth ignores it; it must never reach a log line
@@ -63,7 +63,7 @@ def _spawn(log: Path, store_url: str, *args: str, **env: str) -> subprocess.Pope
         "CONVEYOR_POLL_INTERVAL": "0.1",
         "CONVEYOR_HEARTBEAT_INTERVAL": "0.2",
         "CONVEYOR_MAINTENANCE_INTERVAL": "0.1",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": child_pythonpath(),
         **env,
     }
     with log.open("wb") as out:

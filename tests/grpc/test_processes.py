@@ -16,7 +16,7 @@ from conveyor.domain.job import JobStatus, NewJob
 from conveyor.domain.records import Role
 from tests.e2e import apps
 from tests.grpc.conftest import RigFactory, running
-from tests.helpers import wait_until
+from tests.helpers import child_pythonpath, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def spawn_remote_worker(url: str, token: str, *args: str) -> subprocess.Popen[by
         "CONVEYOR_TOKEN": token,  # from the environment, as in a deployment
         # No store for this process: a remote worker must not need one.
         "CONVEYOR_STORE_URL": "postgresql://nobody@127.0.0.1:1/none",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": child_pythonpath(),
     }
     return subprocess.Popen(
         [
@@ -149,7 +149,7 @@ async def test_conveyor_server_serves_http_and_grpc_in_one_process(tmp_path: Pat
         **os.environ,
         "CONVEYOR_STORE_URL": url,
         "CONVEYOR_AUTH_ENABLED": "false",
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": child_pythonpath(),
     }
     http_port, grpc_port = _free_port(), _free_port()
     proc = spawn_server(env, http_port, grpc_port)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import wait_until
+from tests.helpers import child_pythonpath, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.observability.apps:app"
@@ -46,7 +46,7 @@ def base_env(store_url: str, extra: Mapping[str, str] | None = None) -> dict[str
         # Breakers watch and report (conveyor_circuit_state) but never open: the tests count
         # exact outcomes, which deferred jobs would shift.
         "CONVEYOR_BREAKER_MIN_CALLS": "1000000",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": child_pythonpath(),
     }
     env.update(extra or {})
     return env
