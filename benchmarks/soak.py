@@ -88,7 +88,7 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
 
         registry.register("soak.noop", noop, queue="soak")
         settings = Settings(poll_interval=0.5, heartbeat_interval=5.0)
-        # With the housekeeping a deployed worker runs (promote, reap, reclaim).
+        # With the housekeeping a deployed worker runs (promote, reap, vacuum).
         worker = Worker(
             store,
             registry,

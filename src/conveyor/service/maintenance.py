@@ -12,10 +12,10 @@ log = structlog.get_logger("conveyor.maintenance")
 
 
 async def run_maintenance(store: Store) -> tuple[int, list[ReapedJob]]:
-    """Promote due scheduled/retrying jobs, reap expired leases, reclaim dead rows."""
+    """Promote due scheduled/retrying jobs, reap expired leases, vacuum dead rows when the database lags."""
     promoted = await store.promote_due()
     reaped = await store.reap_expired()
-    await store.reclaim()
+    await store.vacuum()
     metrics.count_reaped(reaped)
     for r in reaped:
         log.warning(

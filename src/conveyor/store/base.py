@@ -207,10 +207,10 @@ class Store(Protocol):
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         """Delete terminal jobs of `status` that finished before the cutoff (events too)."""
 
-    async def reclaim(self) -> None:
+    async def vacuum(self) -> None:
         """Give back the space of dead row versions when the database's own housekeeping lags
         (PostgreSQL: VACUUM in the background past a threshold; SQLite reuses freed pages and
-        has nothing to do). Cheap when there is nothing to reclaim: called every maintenance
+        has nothing to do). Cheap when there is nothing to give back: called every maintenance
         tick."""
 
     # -- users and API tokens ------------------------------------------------------------

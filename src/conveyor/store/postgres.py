@@ -93,10 +93,10 @@ LISTEN_RETRY_SECONDS = 2.0
 # prune_finished deletes in batches of this many jobs.
 PRUNE_BATCH = 5000
 
-# reclaim vacuums a table once it holds this many dead rows (a VACUUM of 100k took 0.35-0.55 s
+# vacuum() vacuums a table once it holds this many dead rows (a VACUUM of 100k took 0.35-0.55 s
 # here and kept a 1M-job drain flat; see benchmarks/RESULTS.md), looking at most this often.
-RECLAIM_DEAD_ROWS = 100_000
-RECLAIM_LOOK_EVERY = 5.0
+VACUUM_DEAD_ROWS = 100_000
+VACUUM_LOOK_EVERY = 5.0
 
 
 # Errors meaning "the database is not reachable", as opposed to a bug or a constraint.
@@ -470,9 +470,9 @@ class PostgresStore:
         # claim path choice
         self._limited: frozenset[str] = frozenset()
         self._limited_at = float("-inf")
-        # reclaim: the next look at the dead-row counts, and the vacuum running (if any)
-        self.reclaim_dead_rows = RECLAIM_DEAD_ROWS
-        self._reclaim_look_at = float("-inf")
+        # vacuum(): the next look at the dead-row counts, and the vacuum running (if any)
+        self.vacuum_dead_rows = VACUUM_DEAD_ROWS
+        self._vacuum_look_at = float("-inf")
         self._vacuum: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -1269,17 +1269,17 @@ class PostgresStore:
                 conn.terminate()
 
     @_unavailable_as_store_error
-    async def reclaim(self) -> None:
+    async def vacuum(self) -> None:
         """Start a VACUUM of jobs (and job_events) in the background once a table holds
-        `reclaim_dead_rows` dead rows: a queue must stay fast when the server's autovacuum lags
+        `vacuum_dead_rows` dead rows: a queue must stay fast when the server's autovacuum lags
         or is off. Where autovacuum keeps up the counts stay low and this only looks, once per
-        RECLAIM_LOOK_EVERY seconds. One process per schema vacuums at a time."""
+        VACUUM_LOOK_EVERY seconds. One process per schema vacuums at a time."""
         now = time.monotonic()
-        if now < self._reclaim_look_at or (self._vacuum is not None and not self._vacuum.done()):
+        if now < self._vacuum_look_at or (self._vacuum is not None and not self._vacuum.done()):
             return
-        self._reclaim_look_at = now + RECLAIM_LOOK_EVERY
+        self._vacuum_look_at = now + VACUUM_LOOK_EVERY
         dead = {r[0]: r[1] for r in await self.pool.fetch(Q.dead_rows)}
-        tables = [t for t in ("jobs", "job_events") if dead.get(t, 0) >= self.reclaim_dead_rows]
+        tables = [t for t in ("jobs", "job_events") if dead.get(t, 0) >= self.vacuum_dead_rows]
         if tables:
             self._vacuum = asyncio.create_task(self._vacuum_tables(tables, dead))
 
@@ -1289,22 +1289,22 @@ class PostgresStore:
                 self.dsn, server_settings=self._server_settings, timeout=self._connect_timeout
             )
         except Exception as exc:
-            log.warning("reclaim: cannot connect: %s", exc)
+            log.warning("vacuum: cannot connect: %s", exc)
             return
         try:
-            if not await conn.fetchval(Q.try_reclaim_lock):
+            if not await conn.fetchval(Q.try_vacuum_lock):
                 return  # another process is vacuuming this schema
             for table in tables:
                 started = time.monotonic()
                 await conn.execute(Q[f"vacuum_{table}"], timeout=None)
                 log.info(
-                    "reclaim: vacuumed %s (%d dead rows) in %.2f s",
+                    "vacuum: vacuumed %s (%d dead rows) in %.2f s",
                     table,
                     dead[table],
                     time.monotonic() - started,
                 )
         except Exception as exc:
-            log.warning("reclaim: vacuum failed: %s", exc)
+            log.warning("vacuum: failed: %s", exc)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)

@@ -1586,7 +1586,7 @@ class SQLiteStore:
     async def resign(self, name: str, holder: str) -> None:
         await self._write(_exec(Q.resign, (name, holder)))
 
-    async def reclaim(self) -> None:
+    async def vacuum(self) -> None:
         """Nothing to do: SQLite updates rows in place and reuses freed pages."""
 
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:

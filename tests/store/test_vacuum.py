@@ -1,6 +1,6 @@
-"""Store.reclaim: dead row versions are given back when the database's own vacuum lags.
+"""Store.vacuum: dead row versions are given back when the database's own vacuum lags.
 
-PostgreSQL here runs with autovacuum off, as a lagging production server would: reclaim must
+PostgreSQL here runs with autovacuum off, as a lagging production server would: vacuum() must
 VACUUM once the dead rows pass its threshold (lowered here), in the background, and not before.
 """
 
@@ -14,9 +14,9 @@ from conveyor.store.postgres import PostgresStore
 from tests.helpers import claim_exactly, enqueue_one, wait_until
 
 
-async def test_reclaim_is_cheap_and_safe_with_nothing_to_do(store: Store) -> None:
-    await store.reclaim()
-    await store.reclaim()
+async def test_vacuum_is_cheap_and_safe_with_nothing_to_do(store: Store) -> None:
+    await store.vacuum()
+    await store.vacuum()
 
 
 async def _vacuum_count(store: PostgresStore) -> int:
@@ -49,12 +49,12 @@ async def test_postgres_vacuums_past_the_threshold(pg_url: str) -> None:
     await store.connect()
     try:
         before = await _vacuum_count(store)
-        store.reclaim_dead_rows = 1_000
-        await store.reclaim()
+        store.vacuum_dead_rows = 1_000
+        await store.vacuum()
         assert store._vacuum is None  # 30 dead rows: under the threshold, nothing started
-        store.reclaim_dead_rows = 20
-        store._reclaim_look_at = float("-inf")  # looks are rate-limited; this test looks now
-        await store.reclaim()
+        store.vacuum_dead_rows = 20
+        store._vacuum_look_at = float("-inf")  # looks are rate-limited; this test looks now
+        await store.vacuum()
 
         async def vacuumed() -> bool:
             return await _vacuum_count(store) > before
