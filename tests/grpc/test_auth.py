@@ -42,6 +42,7 @@ REQUESTS: dict[str, Any] = {
     "Fail": wpb.FailRequest(),
     "Release": wpb.ReleaseRequest(),
     "Heartbeat": wpb.HeartbeatRequest(worker_id="w-auth", lease_seconds=1),
+    "Reclaim": wpb.ReclaimRequest(worker_id="w-auth", lease_seconds=1),
 }
 
 
