@@ -66,13 +66,15 @@ class Submitter:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            if self._task.done() and not self._task.cancelled() and self._task.exception():
-                raise self._task.exception()  # type: ignore[misc]
-        await self.http.aclose()
+        """Stop submitting; an error the loop met (a 500, say) is raised here."""
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await self.http.aclose()
 
 
 async def _answers(check: Callable[[], Awaitable[Any]]) -> Any:

@@ -89,6 +89,7 @@ async def test_sigterm_finishes_or_hands_back_and_exits_in_time(
             assert (done[j.id].result["pid"], done[j.id].attempt) == (first.pid, 1)
     else:
         bound = SLACK  # the second signal stops at once
+    print(f"{handler} x{signals}: exited {took:.2f}s after the last signal (bound {bound:.1f}s)")
     assert took <= bound, f"exited {took:.1f}s after the signal (bound {bound:.1f}s)"
     for j in jobs[2:]:
         assert done[j.id].result["pid"] == second.pid
