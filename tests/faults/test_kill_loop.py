@@ -15,10 +15,10 @@ from tests.faults.history import History
 from tests.faults.procs import Procs
 from tests.helpers import counts, wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]  # 25 worker boots on a busy machine
 
 KILLS = 20
-JOBS = 120
+BACKLOG = 40  # jobs waiting or running, at least, until the last kill
 WORKERS = 5  # a kill needs a busy worker: enough of them that one is while others boot
 
 
@@ -26,7 +26,15 @@ async def test_sigkill_loop_loses_nothing_and_completes_nothing_twice(
     store_url: str, history: History, procs: Procs
 ) -> None:
     app = await open_app(store_url)
-    try:
+    submitted = 0
+
+    async def top_up() -> None:
+        """Keep work waiting, so there is always a busy worker to kill however slowly
+        replacements boot."""
+        nonlocal submitted
+        by_status = await counts(app.store)
+        if submitted - by_status.get(JobStatus.COMPLETED, 0) >= BACKLOG:
+            return
         jobs = await app.enqueue_many(
             [
                 app.new_job(
@@ -34,19 +42,24 @@ async def test_sigkill_loop_loses_nothing_and_completes_nothing_twice(
                     {"history": str(history.path), "seconds": 0.5 + (i % 5) * 0.25},
                     max_retries=100,  # each kill costs an attempt; none may end in the DLQ
                 )
-                for i in range(JOBS)
+                for i in range(BACKLOG)
             ]
         )
         history.submit(j.id for j in jobs)
+        submitted += len(jobs)
+
+    try:
+        await top_up()
         live = [procs.worker(store_url, "--concurrency", "3") for _ in range(WORKERS)]
         started = time.monotonic()
         for _ in range(KILLS):
 
-            def busy_worker() -> subprocess.Popen[bytes] | None:
+            async def busy_worker() -> subprocess.Popen[bytes] | None:
+                await top_up()
                 return next((p for p in live if history.running_in(p.pid)), None)
 
             victim = await wait_until(
-                busy_worker, timeout=30, interval=0.05, message="a worker running a job"
+                busy_worker, timeout=60, interval=0.05, message="a worker running a job"
             )
             procs.kill(victim)
             live.remove(victim)
@@ -54,7 +67,7 @@ async def test_sigkill_loop_loses_nothing_and_completes_nothing_twice(
         killing = time.monotonic() - started
 
         async def drained() -> bool:
-            return (await counts(app.store)).get(JobStatus.COMPLETED, 0) == JOBS
+            return (await counts(app.store)).get(JobStatus.COMPLETED, 0) == submitted
 
         await wait_until(drained, timeout=90, interval=0.2, message="every job to complete")
         procs.close()
