@@ -4,7 +4,9 @@ Flow: a fetch loop claims up to `free slots` jobs per round trip (backpressure: 
 than it can run), each job runs in its own task (async handlers on the loop, sync handlers
 in a thread pool), outcomes go through the OutcomeBatcher, and a heartbeat loop extends all
 held leases in one statement. A lease the store no longer recognises (cancelled or reaped
-job) cancels the local task.
+job) cancels the local task. A claim that fails may still have committed (its answer lost
+with the connection): the worker then reclaims what runs under its id and runs it (see
+`_recover_claim` and docs/reliability.md, "The claim-recovery rule").
 
 Shutdown (SIGTERM/SIGINT via `stop()`): stop claiming, let in-flight jobs finish within the
 grace period, then cancel what is left and hand those jobs back without charging an attempt.
