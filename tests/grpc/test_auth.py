@@ -48,6 +48,7 @@ REQUESTS: dict[str, Any] = {
     _W + "Fail": wpb.FailRequest(),
     _W + "Release": wpb.ReleaseRequest(),
     _W + "Heartbeat": wpb.HeartbeatRequest(worker_id="w-auth", lease_seconds=1),
+    _W + "Reclaim": wpb.ReclaimRequest(worker_id="w-auth", lease_seconds=1),
     _T + "SubmitTask": tpb.SubmitTaskRequest(type="t.auth", payload=b"x"),
     _T + "GetTaskStatus": tpb.GetTaskStatusRequest(id=NIL_ID),
     _T + "RegisterWorker": tpb.RegisterWorkerRequest(worker_id="w-auth-c"),

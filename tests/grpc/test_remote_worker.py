@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from conveyor.domain.errors import InvalidInput
 from conveyor.domain.job import JobStatus, NewJob
 from conveyor.domain.records import Lease
 from conveyor.grpc.gen.conveyor.v1 import worker_pb2 as wpb
@@ -150,3 +151,24 @@ async def test_server_reaps_leases_a_silent_remote_worker_abandoned(rig: Rig) ->
     remote = await rig.remote()
     held = await remote.heartbeat("ghost", [Lease(job.id, got.jobs[0].lease_token)], 5)
     assert held == []  # the ghost learns it lost the job
+
+
+async def test_a_remote_worker_reclaims_a_fetch_whose_answer_it_lost(rig: Rig) -> None:
+    """Issue 19 #2 over gRPC: the jobs a lost Fetch claimed come back through Reclaim with a
+    fresh lease token, so the server's hand-back of that Fetch (quoting the old one) cannot
+    requeue them under the worker; jobs the worker holds are left alone."""
+    lost, kept = (await rig.service.submit_many([NewJob(type="t.x"), NewJob(type="t.x")]))[:2]
+    remote = await rig.remote()
+    claimed = {j.id: j for j in await remote.claim("w-1", ["default"], 2, 30)}
+    assert set(claimed) == {lost.job.id, kept.job.id}
+
+    (got,) = await remote.reclaim("w-1", [kept.job.id], 30)
+
+    assert (got.id, got.attempt) == (lost.job.id, 1)
+    assert got.lease_token == claimed[lost.job.id].lease_token + 1
+    await rig.server.gateway.hand_back([claimed[lost.job.id]])  # the late hand-back
+    assert (await rig.store.get_job(got.id)).status == JobStatus.RUNNING
+    assert await remote.reclaim("w-2", [], 30) == []
+    with pytest.raises(InvalidInput) as err:
+        await remote.reclaim("w-1", [kept.job.id], float("nan"))
+    assert err.value.field == "lease_seconds"

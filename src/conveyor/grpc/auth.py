@@ -42,6 +42,7 @@ RPC_ACTIONS: Mapping[str, Action] = {
     "conveyor.v1.WorkerService/Fail": _A.WORKER_PROTOCOL,
     "conveyor.v1.WorkerService/Release": _A.WORKER_PROTOCOL,
     "conveyor.v1.WorkerService/Heartbeat": _A.WORKER_PROTOCOL,
+    "conveyor.v1.WorkerService/Reclaim": _A.WORKER_PROTOCOL,
     # platform C's drop-in (conveyor.grpc.taskqueue)
     "taskqueue.TaskQueueService/SubmitTask": _A.JOBS_SUBMIT,
     "taskqueue.TaskQueueService/GetTaskStatus": _A.JOBS_READ,

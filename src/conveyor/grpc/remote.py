@@ -129,6 +129,17 @@ class RemoteWorkerStore:
             self._fetching = None
         return [convert.job_from_pb(c.job, c.lease_token) for c in reply.jobs]
 
+    async def reclaim(
+        self, worker_id: str, held: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        request = pb.ReclaimRequest(
+            worker_id=worker_id, held=[str(i) for i in held], lease_seconds=lease_seconds
+        )
+        reply = await self._call(
+            lambda: self.stub.Reclaim(request, metadata=self._metadata, timeout=CALL_TIMEOUT)
+        )
+        return [convert.job_from_pb(c.job, c.lease_token) for c in reply.jobs]
+
     def interrupt_claim(self) -> None:
         """End a long-polling claim now (the worker is stopping); it returns no jobs, and the
         server hands back any it had claimed for the abandoned call."""

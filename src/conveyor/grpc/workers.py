@@ -23,6 +23,12 @@ def _ids(ids: Sequence[object]) -> list[str]:
     return [str(i) for i in ids]
 
 
+def _fetched(jobs: Sequence[Job]) -> pb.FetchResponse:
+    return pb.FetchResponse(
+        jobs=[pb.ClaimedJob(job=convert.job_to_pb(j), lease_token=j.lease_token) for j in jobs]
+    )
+
+
 class WorkerServicer(pb_grpc.WorkerServiceServicer):
     def __init__(self, gateway: WorkerGateway, guard: Guard) -> None:
         self.gateway = gateway
@@ -79,13 +85,18 @@ class WorkerServicer(pb_grpc.WorkerServiceServicer):
             if jobs:
                 # types-grpcio types the callback as a class, not a callable
                 context.add_done_callback(lambda ctx: self._abandoned(ctx, jobs))  # type: ignore[arg-type]
-            return pb.FetchResponse(
-                jobs=[
-                    pb.ClaimedJob(job=convert.job_to_pb(j), lease_token=j.lease_token) for j in jobs
-                ]
-            )
+            return _fetched(jobs)
 
         return await self.guard.unary(context, _SVC + "Fetch", call)
+
+    async def Reclaim(self, request: pb.ReclaimRequest, context: Context) -> pb.FetchResponse:
+        async def call(_: Principal) -> pb.FetchResponse:
+            r = request
+            held = [convert.job_id(i, "held") for i in r.held]
+            jobs = await self.gateway.reclaim(r.worker_id, held, r.lease_seconds)
+            return _fetched(jobs)
+
+        return await self.guard.unary(context, _SVC + "Reclaim", call)
 
     async def Complete(self, request: pb.CompleteRequest, context: Context) -> pb.OutcomeResponse:
         async def call(_: Principal) -> pb.OutcomeResponse:

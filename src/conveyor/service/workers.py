@@ -29,6 +29,7 @@ MAX_WAIT = 30.0
 MAX_LEASE = 86_400.0
 MAX_QUEUES = 100
 MAX_WORKER_ID = 200
+MAX_HELD = 10_000  # a worker's concurrency limit
 
 
 def _worker_id(value: str) -> str:
@@ -120,6 +121,17 @@ class WorkerGateway:
             jobs = await task
             await self.hand_back(jobs)
             raise
+
+    async def reclaim(
+        self, worker_id: str, held: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        """A worker's Fetch failed on the way back: its orphaned jobs, re-leased (Store.reclaim).
+        `held` is at most one entry per slot of the largest worker."""
+        _worker_id(worker_id)
+        if len(held) > MAX_HELD:
+            raise InvalidInput(f"held lists at most {MAX_HELD} job ids", field="held")
+        lease = _seconds(lease_seconds, "lease_seconds", 0, MAX_LEASE, open_lo=True)
+        return await self.store.reclaim(worker_id, held, lease)
 
     async def hand_back(self, jobs: Sequence[Job]) -> None:
         """Return claimed jobs whose caller went away before receiving them."""

@@ -125,6 +125,15 @@ class Store(Protocol):
         the worker's last_seen_at. Returns the ids still held: a missing id means the job was
         cancelled or reaped and the worker should stop running it."""
 
+    async def reclaim(
+        self, worker_id: str, held: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        """After a claim that failed on the way back (the store may have committed it): the
+        jobs running under `worker_id` other than those in `held`, each re-leased with a fresh
+        lease_token (the old one is fenced out) and lease_expires_at = now + lease_seconds,
+        attempt unchanged, in claim order. Worker ids are unique per worker process, so these
+        are exactly the jobs of claims whose answer was lost. Safe to repeat."""
+
     async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
         """running jobs whose lease expired: the lost attempt stays counted and is recorded as
         last_error; back to queued, or dead when no retries are left (attempt > max_retries)."""

@@ -863,6 +863,13 @@ class PostgresStore:
         return [r["id"] for r in rows]
 
     @_unavailable_as_store_error
+    async def reclaim(
+        self, worker_id: str, held: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        rows = await self.pool.fetch(Q.reclaim, worker_id, list(held), float(lease_seconds))
+        return [_job(r) for r in rows]
+
+    @_unavailable_as_store_error
     async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
         """One transaction: lock the expired leases, decide each one's fate (store.common, as
         the SQLite driver does), write them with one guarded statement (events and NOTIFYs

@@ -1227,6 +1227,18 @@ class SQLiteStore:
         rows = await self._write(tx, long=len(items) > LONG_BATCH)
         return _applied(items, keys, rows)
 
+    async def reclaim(
+        self, worker_id: str, held: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        held_json = _dumps([str(i) for i in held])
+
+        def tx(conn: sqlite3.Connection) -> list[Row]:
+            now = _now_us()
+            params = (now + _seconds_us(lease_seconds), now, worker_id, held_json)
+            return sorted(_fetch(conn, Q.reclaim, params), key=_claim_order)
+
+        return [_row_to_job(r) for r in await self._write(tx)]
+
     async def reap_expired(self, limit: int = 1000) -> list[ReapedJob]:
         if limit <= 0 or not await self._peek(Q.any_expired, (_now_us(),)):
             return []

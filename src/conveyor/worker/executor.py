@@ -4,7 +4,9 @@ Flow: a fetch loop claims up to `free slots` jobs per round trip (backpressure: 
 than it can run), each job runs in its own task (async handlers on the loop, sync handlers
 in a thread pool), outcomes go through the OutcomeBatcher, and a heartbeat loop extends all
 held leases in one statement. A lease the store no longer recognises (cancelled or reaped
-job) cancels the local task.
+job) cancels the local task. A claim that fails may still have committed (its answer lost
+with the connection): the worker then reclaims what runs under its id and runs it (see
+`_recover_claim` and docs/reliability.md, "The claim-recovery rule").
 
 Shutdown (SIGTERM/SIGINT via `stop()`): stop claiming, let in-flight jobs finish within the
 grace period, then cancel what is left and hand those jobs back without charging an attempt.
@@ -57,6 +59,10 @@ Housekeeping = Callable[[], Awaitable[object]]
 # Seconds past the grace period a sync handler's thread may still end (and report its outcome)
 # before the worker stops waiting for it and leaves its job to the lease reaper.
 THREAD_MARGIN = 2.0
+
+# Retrying `reclaim` after a failed claim while the store does not answer: 0.05 s doubling to 1 s.
+RECLAIM_FIRST_DELAY = 0.05
+RECLAIM_MAX_DELAY = 1.0
 
 
 def new_worker_id() -> str:
@@ -276,7 +282,10 @@ class Worker:
                 try:
                     jobs = await self.store.claim(self.id, self.queues, want, s.lease_seconds)
                 except Exception:
-                    log.exception("claim failed; backing off", worker_id=self.id)
+                    log.exception(
+                        "claim failed; recovering what it may have claimed", worker_id=self.id
+                    )
+                    await self._recover_claim()
                     await self._wait_any(asyncio.sleep(s.poll_interval), stop_wait)
                     continue
                 for job in jobs:
@@ -289,6 +298,54 @@ class Worker:
                     )
         finally:
             stop_wait.cancel()
+
+    async def _recover_claim(self) -> None:
+        """A claim that raised may still have committed (the connection dropped on the way
+        back): its jobs sit `running` under this worker's id with nobody running them. Ask the
+        store for them (`reclaim`: fresh lease tokens, so a late hand-back of the lost claim
+        cannot touch them) and run them, or, when stopping or short of slots, hand them back
+        without charging the attempt. Called from the fetch loop, the only place this worker
+        claims, so no claim of its own is in flight meanwhile. While the store does not answer
+        the call is retried with a short backoff, for at most one lease: after that the reaper
+        recovers the jobs, as after a crash."""
+        s = self.settings
+        deadline = time.monotonic() + s.lease_seconds
+        delay = RECLAIM_FIRST_DELAY
+        while True:
+            try:
+                jobs = await self.store.reclaim(self.id, list(self._held), s.lease_seconds)
+                break
+            except Exception as exc:
+                if self._stopping.is_set() or time.monotonic() + delay > deadline:
+                    log.warning(
+                        "cannot recover the failed claim; its jobs wait for their lease",
+                        worker_id=self.id,
+                        error=getattr(exc, "message", None) or str(exc),
+                    )
+                    return
+                log.warning(
+                    "claim recovery failed; retrying",
+                    worker_id=self.id,
+                    retry_in=delay,
+                    error=getattr(exc, "message", None) or str(exc),
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, RECLAIM_MAX_DELAY)
+        if not jobs:
+            return
+        room = 0 if self._stopping.is_set() else max(0, self.concurrency - len(self._running))
+        for job in jobs[:room]:
+            self._start(job)
+        for job in jobs[room:]:
+            self._held[job.id] = job.lease_token  # heart-beaten until the release is flushed
+            self._outcomes.add(Release(job.id, job.lease_token, reason="claim recovered"))
+        log.warning(
+            "recovered jobs of a failed claim",
+            worker_id=self.id,
+            started=[str(j.id) for j in jobs[:room]],
+            handed_back=[str(j.id) for j in jobs[room:]],
+        )
 
     @staticmethod
     async def _wait_any(aw: Any, stop_wait: asyncio.Task[Any]) -> None:

@@ -325,6 +325,21 @@ WITH input AS MATERIALIZED (
 )
 SELECT id FROM extended
 
+-- name: reclaim
+-- After a claim whose answer a worker never read (its connection dropped after the commit):
+-- the jobs still running under that worker id, other than the ones it holds ($2), each with a
+-- fresh lease token (fencing out anyone who quotes the old one, e.g. a server handing back an
+-- abandoned fetch) and lease. The attempt stays as the claim counted it; no status changes, so
+-- no event. jobs_reap_idx holds exactly the running rows.
+WITH reclaimed AS (
+    UPDATE jobs
+       SET lease_token = lease_token + 1,
+           lease_expires_at = now() + $3::float8 * interval '1 second', updated_at = now()
+     WHERE status = 'running' AND worker_id = $1 AND NOT (id = ANY($2::uuid[]))
+    RETURNING {{job_columns}}
+)
+SELECT * FROM reclaimed ORDER BY priority DESC, run_at, id
+
 -- name: any_expired
 -- The reaper's look before it opens a transaction (every maintenance tick, in every worker and
 -- scheduler): one index probe, no BEGIN/COMMIT when no lease expired.

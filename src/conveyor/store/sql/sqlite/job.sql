@@ -164,6 +164,14 @@ FROM json_each(?) AS l
 WHERE jobs.id = l.value ->> 0 AND jobs.lease_token = l.value ->> 1 AND +jobs.status = 'running'
 RETURNING id
 
+-- name: reclaim
+-- After a claim whose answer a worker never read: the jobs still running under that worker id,
+-- other than the ones it holds (a JSON array of ids), each with a fresh lease token and lease.
+-- The attempt stays as the claim counted it; no status changes, so no event.
+UPDATE jobs SET lease_token = lease_token + 1, lease_expires_at = ?, updated_at = ?
+WHERE status = 'running' AND worker_id = ? AND id NOT IN (SELECT value FROM json_each(?))
+RETURNING {{job_columns}}
+
 -- name: any_expired
 -- Before taking the write lock (as any_queued).
 SELECT 1 FROM jobs INDEXED BY jobs_lease_idx

@@ -487,3 +487,36 @@ class HeartbeatResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
+
+@_typing.final
+class ReclaimRequest(_message.Message):
+    """After a Fetch that failed on the way back (the server may have claimed jobs for it): the
+    jobs running under worker_id other than the ones the worker holds, each with a fresh lease
+    token (the lost one is fenced out) and lease; their attempt stays as the claim counted it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_ID_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    LEASE_SECONDS_FIELD_NUMBER: _builtins.int
+    worker_id: _builtins.str
+    lease_seconds: _builtins.float
+    @_builtins.property
+    def held(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """job ids the worker runs or is reporting; left alone"""
+
+    def __init__(
+        self,
+        *,
+        worker_id: _builtins.str = ...,
+        held: _abc.Iterable[_builtins.str] | None = ...,
+        lease_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["held", b"held", "lease_seconds", b"lease_seconds", "worker_id", b"worker_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReclaimRequest: _TypeAlias = ReclaimRequest  # noqa: Y015

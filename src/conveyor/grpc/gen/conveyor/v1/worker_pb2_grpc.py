@@ -70,6 +70,11 @@ class WorkerServiceStub:
                 request_serializer=conveyor_dot_v1_dot_worker__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=conveyor_dot_v1_dot_worker__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
+        self.Reclaim = channel.unary_unary(
+                '/conveyor.v1.WorkerService/Reclaim',
+                request_serializer=conveyor_dot_v1_dot_worker__pb2.ReclaimRequest.SerializeToString,
+                response_deserializer=conveyor_dot_v1_dot_worker__pb2.FetchResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -117,6 +122,12 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reclaim(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +165,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=conveyor_dot_v1_dot_worker__pb2.HeartbeatRequest.FromString,
                     response_serializer=conveyor_dot_v1_dot_worker__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'Reclaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reclaim,
+                    request_deserializer=conveyor_dot_v1_dot_worker__pb2.ReclaimRequest.FromString,
+                    response_serializer=conveyor_dot_v1_dot_worker__pb2.FetchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,6 +361,33 @@ class WorkerService:
             '/conveyor.v1.WorkerService/Heartbeat',
             conveyor_dot_v1_dot_worker__pb2.HeartbeatRequest.SerializeToString,
             conveyor_dot_v1_dot_worker__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reclaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/conveyor.v1.WorkerService/Reclaim',
+            conveyor_dot_v1_dot_worker__pb2.ReclaimRequest.SerializeToString,
+            conveyor_dot_v1_dot_worker__pb2.FetchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,7 @@ class WorkerServiceStub:
     Fail: _grpc.UnaryUnaryMultiCallable[_worker_pb2.FailRequest, _worker_pb2.OutcomeResponse]
     Release: _grpc.UnaryUnaryMultiCallable[_worker_pb2.ReleaseRequest, _worker_pb2.OutcomeResponse]
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_worker_pb2.HeartbeatRequest, _worker_pb2.HeartbeatResponse]
+    Reclaim: _grpc.UnaryUnaryMultiCallable[_worker_pb2.ReclaimRequest, _worker_pb2.FetchResponse]
 
 @_typing.type_check_only
 class WorkerServiceAsyncStub(WorkerServiceStub):
@@ -58,6 +59,7 @@ class WorkerServiceAsyncStub(WorkerServiceStub):
     Fail: _aio.UnaryUnaryMultiCallable[_worker_pb2.FailRequest, _worker_pb2.OutcomeResponse]  # type: ignore[assignment]
     Release: _aio.UnaryUnaryMultiCallable[_worker_pb2.ReleaseRequest, _worker_pb2.OutcomeResponse]  # type: ignore[assignment]
     Heartbeat: _aio.UnaryUnaryMultiCallable[_worker_pb2.HeartbeatRequest, _worker_pb2.HeartbeatResponse]  # type: ignore[assignment]
+    Reclaim: _aio.UnaryUnaryMultiCallable[_worker_pb2.ReclaimRequest, _worker_pb2.FetchResponse]  # type: ignore[assignment]
 
 class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -108,5 +110,12 @@ class WorkerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _worker_pb2.HeartbeatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_worker_pb2.HeartbeatResponse, _abc.Awaitable[_worker_pb2.HeartbeatResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Reclaim(
+        self,
+        request: _worker_pb2.ReclaimRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_worker_pb2.FetchResponse, _abc.Awaitable[_worker_pb2.FetchResponse]]: ...
 
 def add_WorkerServiceServicer_to_server(servicer: WorkerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
