@@ -12,7 +12,7 @@ log = structlog.get_logger("conveyor.maintenance")
 
 
 async def run_maintenance(store: Store) -> tuple[int, list[ReapedJob]]:
-    """Promote due scheduled/retrying jobs, reap expired leases, vacuum dead rows when the database lags."""
+    """Promote due scheduled/retrying jobs, reap expired leases, vacuum when the database lags."""
     promoted = await store.promote_due()
     reaped = await store.reap_expired()
     await store.vacuum()
