@@ -4,6 +4,8 @@ Both backends (SQLite, PostgreSQL) implement it and pass one shared test suite
 (tests/store/). Contract rules every implementation keeps:
 
 * Every status change writes a `job_events` row in the same transaction.
+* A store opened with `publish_events` also writes an outbox row (conveyor.domain.events) for
+  every lifecycle transition, in the same transaction; one without writes none.
 * Guarded updates: completing, failing, releasing and heart-beating match (id, lease_token,
   status='running'); a caller whose lease was reaped or whose job was cancelled changes
   nothing and is told so through the returned ids.
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from conveyor.domain.events import OutboxRow
 from conveyor.domain.job import JSON, Job, JobStatus, NewJob
 from conveyor.domain.records import (
     ApiToken,
@@ -40,6 +43,7 @@ from conveyor.domain.records import (
 
 class Store(Protocol):
     url: str
+    publishes_events: bool
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
@@ -188,6 +192,13 @@ class Store(Protocol):
 
     async def prune_finished(self, status: JobStatus, finished_before: datetime) -> int:
         """Delete terminal jobs of `status` that finished before the cutoff (events too)."""
+
+    # -- the outbox ----------------------------------------------------------------------
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        """Up to `limit` recorded transitions, oldest first (a job's in the order they
+        happened). Rows stay until outbox_delete: the relay deletes what the broker took."""
+
+    async def outbox_delete(self, seqs: Sequence[int]) -> None: ...
 
     # -- users and API tokens ------------------------------------------------------------
     async def create_user(self, user: User) -> User:

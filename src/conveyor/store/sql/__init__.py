@@ -6,8 +6,9 @@ A file holds blocks headed `-- name: claim_one`; the text up to the next header 
 Double-brace tokens name the domain's own vocabulary and are filled in at load, so a status
 set is spelled in one place (conveyor.domain.job) and never as literals in a query:
 `{{terminal}}` becomes `'cancelled', 'completed', 'dead'`, `{{waiting}}` the statuses that wait
-for their run_at, `{{job_columns}}` the column order both drivers' row mappers read. Single
-braces (JSON and array literals) are left alone.
+for their run_at, `{{job_columns}}` the column order both drivers' row mappers read,
+`{{publish}}` whether the transition statements write outbox rows. Single braces (JSON and
+array literals) are left alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def _sql_list(statuses: Iterable[JobStatus]) -> str:
 TOKENS: Mapping[str, str] = {
     "terminal": _sql_list(TERMINAL),
     "waiting": _sql_list(WAITING),
+    # Whether the transition statements also write their outbox rows (migration 0006). The
+    # drivers load a second set with "true" for a store that publishes events.
+    "publish": "false",
     # Row shapes both drivers read positionally (their row mappers follow this order).
     "job_columns": (
         "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "

@@ -55,15 +55,19 @@ WITH input AS (
         ON CONFLICT (unique_key)
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
-    RETURNING id, status, run_at, created_at, queue
+    RETURNING id, status, run_at, created_at, queue,
+              CASE WHEN {{publish}} THEN to_jsonb(jobs) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
     SELECT id, created_at, NULL, status, 0 FROM ins
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT NULL, snapshot FROM ins WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($2, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM ins WHERE status = 'queued' AND $2::text IS NOT NULL) d
 )
-SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
+SELECT ins.id, ins.status, ins.run_at, ins.created_at, ins.queue,
+       (SELECT array_agg(name) FROM full_queues) AS full_queues
   FROM notified LEFT JOIN ins ON true
 
 -- name: enqueue_one
@@ -97,15 +101,19 @@ WITH full_queues AS (
         ON CONFLICT (unique_key)
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
-    RETURNING id, status, run_at, created_at, queue
+    RETURNING id, status, run_at, created_at, queue,
+              CASE WHEN {{publish}} THEN to_jsonb(jobs) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
     SELECT id, created_at, NULL, status, 0 FROM ins
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT NULL, snapshot FROM ins WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($12::text, queue)) AS n
       FROM ins WHERE status = 'queued' AND $12::text IS NOT NULL
 )
-SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
+SELECT ins.id, ins.status, ins.run_at, ins.created_at, ins.queue,
+       (SELECT array_agg(name) FROM full_queues) AS full_queues
   FROM notified LEFT JOIN ins ON true
 
 -- name: live_by_unique_key
@@ -184,6 +192,9 @@ WITH claimed AS (
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
     SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
@@ -224,6 +235,9 @@ WITH active AS (
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
     SELECT id, now(), 'queued', 'running', attempt, worker_id FROM claimed
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
@@ -246,10 +260,12 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.attempt, o.worker_id
+    RETURNING j.id, j.attempt, o.worker_id, CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id)
     SELECT id, now(), 'running', 'completed', attempt, worker_id FROM done
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM done WHERE {{publish}}
 )
 SELECT id FROM done
 
@@ -269,10 +285,13 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error
+    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
     SELECT id, now(), 'running', status, attempt, worker_id, error FROM failed
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM failed WHERE {{publish}}
 )
 SELECT id FROM failed
 
@@ -291,10 +310,13 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, j.attempt, o.worker_id, i.reason
+    RETURNING j.id, j.queue, j.status, j.attempt, o.worker_id, i.reason,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
     SELECT id, now(), 'running', status, attempt, worker_id, reason FROM released
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM released WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($5, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM released WHERE status = 'queued') d
@@ -349,10 +371,13 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL, updated_at = now()
       FROM input i
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error
+    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
     SELECT id, now(), 'running', status, attempt, worker_id, error FROM reaped
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM reaped WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($6, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM reaped WHERE status = 'queued') d
@@ -410,6 +435,9 @@ WITH cur AS (
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message)
     SELECT id, now(), prev_status, 'cancelled', attempt, prev_worker_id, $2 FROM upd
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT prev_status, to_jsonb(u) FROM upd u WHERE {{publish}}
 )
 SELECT upd.*, cur.cur_status FROM cur LEFT JOIN upd ON true
 
@@ -429,6 +457,8 @@ WITH cur AS (
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, message)
     SELECT id, now(), 'dead', 'queued', 0, $3 FROM upd
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'dead', to_jsonb(u) FROM upd u WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($4, queue)) AS n FROM upd
 )
