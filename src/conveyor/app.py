@@ -89,7 +89,9 @@ class App:
 
     async def open(self, *, migrate: bool = False) -> App:
         if self._store is None:
-            store = open_store(self.settings.store_url)
+            store = open_store(
+                self.settings.store_url, publish_events=self.settings.publishes_events
+            )
             await store.connect()
             self._store = store
         if migrate:

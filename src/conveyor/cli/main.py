@@ -1,5 +1,5 @@
 """`conveyor` command line: dev, server, worker, scheduler, migrate, enqueue, queue, schedule,
-bench."""
+bench, events."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import uvicorn
 from conveyor.app import App
 from conveyor.cli.auth import bootstrap_admin, dev_settings, login_help, token, user
 from conveyor.cli.common import EmbeddedServer, http_options, run_async, settings_for
+from conveyor.cli.events import events
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.records import Schedule
 from conveyor.runtime import probes
@@ -247,7 +248,7 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
     settings = settings_for(store_url)
 
     async def go() -> None:
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, publish_events=settings.publishes_events)
         try:
             # A store that does not answer yet: wait for it (backoff, a log line per attempt).
             await until_store_answers(store.connect, store_url=settings.store_url)
@@ -535,3 +536,4 @@ def bench(
 
 main.add_command(user)
 main.add_command(token)
+main.add_command(events)

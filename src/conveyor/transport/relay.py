@@ -1,0 +1,157 @@
+"""The outbox relay: publishes what the store recorded to Kafka, then deletes it.
+
+At least once: a row is deleted only after the broker acknowledged every event of its round,
+so a relay that dies, or a broker that fails, leaves the rows to be published again (consumers
+dedupe by event id). A job's events keep their order: rows are read oldest first, sent in that
+order with the job id as key (one partition per job), and a failed round is sent again whole
+from its first row.
+
+Any process may run a relay (the scheduler, and `server`/`dev`, which may run without one);
+one leads, through the store's leadership (name "relay"), so several relays do not publish
+every event several times over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+
+from conveyor import metrics
+from conveyor.config import Settings
+from conveyor.domain.job import JobStatus
+from conveyor.store.base import Store
+from conveyor.transport import kafka
+from conveyor.transport.events import HEADERS, cloud_event, encode, source_for
+
+log = structlog.get_logger("conveyor.relay")
+
+LEADERSHIP = "relay"
+# After a failed round (broker or store unreachable), wait this long, doubling up to the cap.
+BACKOFF = (0.2, 5.0)
+
+
+class Relay:
+    def __init__(self, store: Store, settings: Settings, *, holder: str | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.events_topic = kafka.topic(settings, kafka.EVENTS)
+        self.dead_topic = kafka.topic(settings, kafka.DEAD)
+        self.source = source_for(settings.kafka_topic_prefix)
+        self.is_leader = False
+        self.published = 0
+        self._producer: Any = None
+        self._stopping = asyncio.Event()
+        self._lead_checked = float("-inf")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        log.info("relay started", holder=self.holder, topic=self.events_topic)
+        backoff = BACKOFF[0]
+        try:
+            while not self._stopping.is_set():
+                wait = self.settings.relay_interval
+                try:
+                    if await self._leads():
+                        sent = await self.relay_once()
+                        backoff = BACKOFF[0]
+                        if sent >= self.settings.relay_batch:
+                            continue  # more waiting: no pause
+                except Exception as exc:
+                    log.warning("relay round failed", error=f"{type(exc).__name__}: {exc}")
+                    await self._drop_producer()
+                    wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+        finally:
+            await self._drop_producer()
+            if self.is_leader:
+                with contextlib.suppress(Exception):
+                    await self.store.resign(LEADERSHIP, self.holder)
+            log.info("relay stopped", holder=self.holder, published=self.published)
+
+    async def _leads(self) -> bool:
+        """Leadership, looked at a few times per lease rather than every round."""
+        now = time.monotonic()
+        ttl = self.settings.leader_ttl
+        if now - self._lead_checked >= min(1.0, ttl / 3):
+            was = self.is_leader
+            self.is_leader = await self.store.try_lead(LEADERSHIP, self.holder, ttl)
+            self._lead_checked = now
+            if self.is_leader != was:
+                log.info("relay leadership changed", leader=self.is_leader, holder=self.holder)
+                if not self.is_leader:
+                    await self._drop_producer()
+        return self.is_leader
+
+    async def relay_once(self) -> int:
+        """Publish one round (up to relay_batch rows, oldest first) and delete it; the number
+        of rows published."""
+        rows = await self.store.outbox_pending(self.settings.relay_batch)
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        acks = []
+        for row in rows:
+            value = encode(cloud_event(row, self.source))
+            key = str(row.job.id).encode()
+            acks.append(await producer.send(self.events_topic, value, key=key, headers=HEADERS))
+            if row.job.status is JobStatus.DEAD:
+                acks.append(await producer.send(self.dead_topic, value, key=key, headers=HEADERS))
+        await asyncio.gather(*acks)
+        await self.store.outbox_delete([r.seq for r in rows])
+        self.published += len(rows)
+        metrics.EVENTS_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+    async def _ensure_producer(self) -> Any:
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            # Topics first: a broker that came back empty has none, and a producer would wait
+            # for their metadata until its timeout.
+            await kafka.ensure_topics(self.settings, (self.events_topic, self.dead_topic))
+            producer = AIOKafkaProducer(
+                **kafka.client_options(self.settings),
+                acks="all",
+                # Tansu (tests, dev) supports neither idempotence nor transactions; ordering
+                # holds without them (one in-flight batch per partition, rounds resent whole).
+                enable_idempotence=False,
+                linger_ms=2,
+                max_batch_size=256 * 1024,
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def relaying(store: Store, settings: Settings) -> AsyncIterator[Relay | None]:
+    """A relay running beside the caller while it is inside, when events are published
+    (nothing otherwise): the scheduler, and `server`, which may run without one."""
+    if not settings.publishes_events:
+        yield None
+        return
+    relay = Relay(store, settings)
+    task = asyncio.create_task(relay.run(), name="conveyor-relay")
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await task
