@@ -278,6 +278,14 @@ class JobOut(BaseModel):
     updated_at: datetime
 
 
+def json_default(value: Any) -> str:
+    """orjson's fallback: asyncpg returns its own UUID class, which orjson does not take for a
+    uuid.UUID."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 def job_out(j: Job) -> dict[str, Any]:
     """The JSON of JobOut straight from the record (responses skip pydantic on the way out:
     see api/serialize.py); lifecycle events carry the same object as their data."""

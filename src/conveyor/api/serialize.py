@@ -7,7 +7,6 @@ schema-conformance tests (schemathesis) hold these functions to it.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from conveyor.domain.job import WAITING, JobStatus
 from conveyor.domain.records import JobEvent, Schedule, WorkerInfo
 from conveyor.service.jobs import QueueView
-from conveyor.wire import job_out
+from conveyor.wire import job_out, json_default
 
 __all__ = ["JSONBytes", "event_out", "job_out", "queue_out", "schedule_out", "worker_out"]
 
@@ -32,7 +31,7 @@ class JSONBytes(Response):
     def __init__(self, content: Any, status_code: int = 200) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = orjson.dumps(content, default=_fallback)
+        self.body = orjson.dumps(content, default=json_default)
         self.raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(self.body)).encode()),
@@ -45,13 +44,6 @@ class JSONBytes(Response):
         await send({"type": "http.response.body", "body": self.body})
         if self.background is not None:
             await self.background()
-
-
-def _fallback(value: Any) -> str:
-    """asyncpg returns its own UUID class, which orjson does not take for a uuid.UUID."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def event_out(e: JobEvent) -> dict[str, Any]:

@@ -81,7 +81,8 @@ async def _tail(
 async def _partitions(consumer: Any, topic: str) -> list[Any]:
     from aiokafka import TopicPartition
 
-    ids = await consumer.partitions_for_topic(topic)
+    await consumer.topics()  # fetches the cluster's metadata
+    ids = consumer.partitions_for_topic(topic)
     if not ids:
         raise click.ClickException(f"topic {topic} does not exist (yet): no events published")
     return [TopicPartition(topic, p) for p in sorted(ids)]

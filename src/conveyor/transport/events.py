@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from conveyor.domain.events import TYPE_PREFIX, OutboxRow, event_name, event_type
-from conveyor.wire import job_out
+from conveyor.wire import job_out, json_default
 
 SPEC_VERSION = "1.0"
 # The CloudEvents Kafka binding's header for structured mode.
@@ -35,7 +35,7 @@ def cloud_event(row: OutboxRow, source: str) -> dict[str, Any]:
 
 
 def encode(event: dict[str, Any]) -> bytes:
-    return orjson.dumps(event)
+    return orjson.dumps(event, default=json_default)
 
 
 def source_for(prefix: str) -> str:

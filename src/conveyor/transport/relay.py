@@ -48,6 +48,7 @@ class Relay:
         self.source = source_for(settings.kafka_topic_prefix)
         self.is_leader = False
         self.published = 0
+        self.failed_rounds = 0
         self._producer: Any = None
         self._stopping = asyncio.Event()
         self._lead_checked = float("-inf")
@@ -68,6 +69,7 @@ class Relay:
                         if sent >= self.settings.relay_batch:
                             continue  # more waiting: no pause
                 except Exception as exc:
+                    self.failed_rounds += 1
                     log.warning("relay round failed", error=f"{type(exc).__name__}: {exc}")
                     await self._drop_producer()
                     wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
