@@ -110,3 +110,11 @@ def test_topics_take_the_prefix() -> None:
     assert kafka.topic(settings, kafka.DEAD) == "acme.dead"
     assert not settings.publishes_events
     assert Settings(kafka_bootstrap="a:9092").publishes_events
+
+
+def test_a_job_keeps_its_partition() -> None:
+    key = b"01890000-0000-7000-8000-000000000001"
+    chosen = {kafka.partition_of(key, [0, 1, 2], [2]) for _ in range(3)}
+    assert len(chosen) == 1 and chosen <= {0, 1, 2}
+    spread = {kafka.partition_of(str(uuid.uuid4()).encode(), [0, 1, 2], []) for _ in range(100)}
+    assert spread == {0, 1, 2}

@@ -22,12 +22,13 @@ HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 
 def cloud_event(row: OutboxRow, source: str) -> dict[str, Any]:
     job = row.job
+    subject = str(job.id)
     return {
         "specversion": SPEC_VERSION,
-        "id": f"{job.id}.{row.seq}",
+        "id": f"{subject}.{row.seq}",
         "source": source,
         "type": event_type(event_name(row.from_status, job.status)),
-        "subject": str(job.id),
+        "subject": subject,
         "time": job.updated_at,
         "datacontenttype": "application/json",
         "data": job_out(job),

@@ -105,8 +105,9 @@ class Relay:
         producer = await self._ensure_producer()
         acks = []
         for row in rows:
-            value = encode(cloud_event(row, self.source))
-            key = str(row.job.id).encode()
+            event = cloud_event(row, self.source)
+            value = encode(event)
+            key = event["subject"].encode()
             acks.append(await producer.send(self.events_topic, value, key=key, headers=HEADERS))
             if row.job.status is JobStatus.DEAD:
                 acks.append(await producer.send(self.dead_topic, value, key=key, headers=HEADERS))
@@ -129,6 +130,7 @@ class Relay:
                 # Tansu (tests, dev) supports neither idempotence nor transactions; ordering
                 # holds without them (one in-flight batch per partition, rounds resent whole).
                 enable_idempotence=False,
+                partitioner=kafka.partition_of,
                 linger_ms=2,
                 max_batch_size=256 * 1024,
             )
