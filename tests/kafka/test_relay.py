@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from conveyor.config import Settings
 from conveyor.domain.records import Completion, Failure
+from conveyor.scheduler.scheduler import Scheduler
 from conveyor.store import Store, open_store
 from conveyor.transport import kafka as topics
 from conveyor.transport.relay import Relay, relaying
@@ -68,6 +69,12 @@ class Collector:
             batches = await self._consumer.getmany(timeout_ms=100)
             for tp, records in batches.items():
                 self.seen[tp.topic].extend(orjson.loads(r.value) for r in records)
+
+    async def reread(self) -> None:
+        """From the beginning again: a restarted memory-only broker starts its logs at offset 0
+        and Tansu answers a fetch past the end with nothing rather than "out of range", so a
+        consumer would wait at its old offsets."""
+        await self._consumer.seek_to_beginning()
 
     def by_job(self, name: str) -> dict[str, list[dict[str, Any]]]:
         """Each job's events as first seen (duplicates by event id dropped), in arrival order."""
@@ -207,6 +214,7 @@ async def test_broker_killed_and_restarted_empty_loses_no_unsent_event(
             assert len(pending) == sum(len(t) for t in during.values())
 
             own_broker.start()  # same port, empty: no topics, no messages
+            await collector.reread()
             await wait_until(
                 complete_for(collector, settings, during),
                 timeout=25,
@@ -217,4 +225,23 @@ async def test_broker_killed_and_restarted_empty_loses_no_unsent_event(
     finally:
         relay.stop()
         await relay_task
+        await store.close()
+
+
+async def test_the_scheduler_runs_the_relay(sqlite_url: str, kafka: Tansu) -> None:
+    settings = relay_settings(sqlite_url, kafka, f"t{uuid.uuid4().hex[:8]}")
+    store = open_store(sqlite_url, publish_events=settings.publishes_events)
+    await store.connect()
+    await store.migrate()
+    scheduler = Scheduler(store, settings)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        await topics.ensure_topics(settings, [topics.topic(settings, topics.EVENTS)])
+        async with Collector(settings, topics.EVENTS) as collector:
+            (job,) = await enqueue(store, make_job())
+            expected = {str(job.id): ["conveyor.job.created"]}
+            await wait_until(complete_for(collector, settings, expected), timeout=15)
+    finally:
+        scheduler.stop()
+        await task
         await store.close()

@@ -50,6 +50,7 @@ class Relay:
         self.published = 0
         self.failed_rounds = 0
         self._producer: Any = None
+        self._topics_ready = False
         self._stopping = asyncio.Event()
         self._lead_checked = float("-inf")
 
@@ -71,7 +72,9 @@ class Relay:
                 except Exception as exc:
                     self.failed_rounds += 1
                     log.warning("relay round failed", error=f"{type(exc).__name__}: {exc}")
-                    await self._drop_producer()
+                    # The producer reconnects by itself; the topics are looked at again, as a
+                    # broker that came back empty has none.
+                    self._topics_ready = False
                     wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), wait)
@@ -111,19 +114,27 @@ class Relay:
             acks.append(await producer.send(self.events_topic, value, key=key, headers=HEADERS))
             if row.job.status is JobStatus.DEAD:
                 acks.append(await producer.send(self.dead_topic, value, key=key, headers=HEADERS))
-        await asyncio.gather(*acks)
+        # Not gather: a timeout must not cancel the acks, which the producer still resolves.
+        done, waiting = await asyncio.wait(acks, timeout=2 * self.settings.kafka_request_timeout)
+        if waiting:
+            raise TimeoutError(f"{len(waiting)} of {len(acks)} events not acknowledged in time")
+        failures = [exc for ack in done if (exc := ack.exception()) is not None]
+        if failures:  # one fails the round: every row stays (each failure retrieved, once)
+            raise failures[0]
         await self.store.outbox_delete([r.seq for r in rows])
         self.published += len(rows)
         metrics.EVENTS_PUBLISHED.inc(len(rows))
         return len(rows)
 
     async def _ensure_producer(self) -> Any:
+        if not self._topics_ready:
+            # Before sending: a broker that came back empty has no topics, and a producer would
+            # wait for their metadata until its timeout.
+            await kafka.ensure_topics(self.settings, (self.events_topic, self.dead_topic))
+            self._topics_ready = True
         if self._producer is None:
             from aiokafka import AIOKafkaProducer
 
-            # Topics first: a broker that came back empty has none, and a producer would wait
-            # for their metadata until its timeout.
-            await kafka.ensure_topics(self.settings, (self.events_topic, self.dead_topic))
             producer = AIOKafkaProducer(
                 **kafka.client_options(self.settings),
                 acks="all",
@@ -139,10 +150,15 @@ class Relay:
         return self._producer
 
     async def _drop_producer(self) -> None:
+        """Stop the producer. It flushes first, which never ends while the broker is away (it
+        retries forever): bounded, as whatever it still held is in the outbox anyway."""
         producer, self._producer = self._producer, None
+        self._topics_ready = False
         if producer is not None:
-            with contextlib.suppress(Exception):
-                await producer.stop()
+            try:
+                await asyncio.wait_for(producer.stop(), self.settings.kafka_request_timeout)
+            except Exception as exc:
+                log.warning("relay producer did not stop cleanly", error=f"{type(exc).__name__}")
 
 
 @contextlib.asynccontextmanager
