@@ -92,24 +92,25 @@ async def test_conveyor_events_prints_and_filters_events(sqlite_url: str, kafka:
             await finish(store, "b", 2)
             await wait_until(lambda: relay.published == 6, timeout=10, message="6 events")
 
-            # Without --follow: what the topic holds, filtered, then exit.
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "conveyor.cli", "events", "--queue", "a",
-                "--type", "completed", stdout=asyncio.subprocess.PIPE, env=env,
-            )  # fmt: skip
-            out, _ = await asyncio.wait_for(proc.communicate(), 20)
-            assert proc.returncode == 0
-            lines = [orjson.loads(line) for line in out.splitlines()]
-            assert [(e["subject"], e["type"]) for e in lines] == [
-                (str(done), "conveyor.job.completed")
-            ]
-
-            # --follow: starts at the end, prints what comes next.
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "conveyor.cli", "events", "--follow",
-                "--type", "conveyor.job.created", stdout=asyncio.subprocess.PIPE, env=env,
+            # Both at once (each start-up costs seconds): without --follow, what the topic
+            # holds, filtered, then exit; with --follow, from the end, what comes next.
+            listing, tail = await asyncio.gather(
+                asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "conveyor.cli", "events", "--queue", "a",
+                    "--type", "completed", stdout=asyncio.subprocess.PIPE, env=env,
+                ),
+                asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "conveyor.cli", "events", "--follow",
+                    "--type", "conveyor.job.created", stdout=asyncio.subprocess.PIPE, env=env,
+                ),
             )  # fmt: skip
             try:
+                out, _ = await asyncio.wait_for(listing.communicate(), 20)
+                assert listing.returncode == 0
+                lines = [orjson.loads(line) for line in out.splitlines()]
+                assert [(e["subject"], e["type"]) for e in lines] == [
+                    (str(done), "conveyor.job.completed")
+                ]
 
                 async def submit_until_seen() -> str:
                     # The tail may still be finding the end when the first job is published:
@@ -117,7 +118,7 @@ async def test_conveyor_events_prints_and_filters_events(sqlite_url: str, kafka:
                     while True:
                         await enqueue(store, make_job(queue="c"))
                         try:
-                            return await read_line(proc, timeout=1)
+                            return await read_line(tail, timeout=1)
                         except TimeoutError:
                             continue
 
@@ -125,7 +126,9 @@ async def test_conveyor_events_prints_and_filters_events(sqlite_url: str, kafka:
                 assert event["type"] == "conveyor.job.created"
                 assert event["data"]["queue"] == "c"  # nothing from before --follow started
             finally:
-                proc.kill()
-                await proc.wait()
+                for proc in (listing, tail):
+                    if proc.returncode is None:
+                        proc.kill()
+                    await proc.wait()
     finally:
         await store.close()

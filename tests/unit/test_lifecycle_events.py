@@ -118,3 +118,16 @@ def test_a_job_keeps_its_partition() -> None:
     assert len(chosen) == 1 and chosen <= {0, 1, 2}
     spread = {kafka.partition_of(str(uuid.uuid4()).encode(), [0, 1, 2], []) for _ in range(100)}
     assert spread == {0, 1, 2}
+
+
+def test_an_event_too_large_for_the_broker_goes_without_payload_and_result() -> None:
+    big = job(payload={"blob": "x" * 5000}, result={"blob": "y" * 5000}, last_error="e" * 5000)
+    event = cloud_event(OutboxRow(1, S.RUNNING, big), "/conveyor/jobs")
+    whole = orjson.loads(encode(event, limit=20_000))
+    assert whole["data"]["payload"] == {"blob": "x" * 5000} and "conveyortruncated" not in whole
+    cut = orjson.loads(encode(event, limit=8_000))
+    assert cut["conveyortruncated"] is True
+    assert (cut["data"]["payload"], cut["data"]["result"]) == (None, None)
+    assert cut["data"]["last_error"] == "e" * 5000 and cut["id"] == whole["id"]
+    tiny = encode(event, limit=4_000)
+    assert len(tiny) <= 4_000 and orjson.loads(tiny)["data"]["last_error"] == "e" * 2000

@@ -16,6 +16,8 @@ from conveyor.domain.events import TYPE_PREFIX, OutboxRow, event_name, event_typ
 from conveyor.wire import job_out, json_default
 
 SPEC_VERSION = "1.0"
+# Below Kafka's default message.max.bytes (1 MiB) and the producer's batch size.
+MAX_EVENT_BYTES = 900 * 1024
 # The CloudEvents Kafka binding's header for structured mode.
 HEADERS = [("content-type", b"application/cloudevents+json; charset=utf-8")]
 
@@ -35,8 +37,21 @@ def cloud_event(row: OutboxRow, source: str) -> dict[str, Any]:
     }
 
 
-def encode(event: dict[str, Any]) -> bytes:
-    return orjson.dumps(event, default=json_default)
+def encode(event: dict[str, Any], limit: int = MAX_EVENT_BYTES) -> bytes:
+    """The event's JSON; one over `limit` bytes (a large payload or result) goes without them,
+    marked `conveyortruncated: true`, as one the broker refuses would stop the relay for good
+    (the job, whole, is in the store and the API)."""
+    value = orjson.dumps(event, default=json_default)
+    if len(value) <= limit:
+        return value
+    data = {**event["data"], "payload": None, "result": None}
+    value = orjson.dumps({**event, "data": data, "conveyortruncated": True}, default=json_default)
+    if len(value) > limit:  # only last_error is left that can be long
+        data["last_error"] = (data.get("last_error") or "")[: limit // 2]
+        value = orjson.dumps(
+            {**event, "data": data, "conveyortruncated": True}, default=json_default
+        )
+    return value
 
 
 def source_for(prefix: str) -> str:
