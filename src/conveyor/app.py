@@ -107,7 +107,7 @@ class App:
             if migrate:
                 await self._store.migrate()
             return self
-        store = open_store(self.settings.store_url)
+        store = open_store(self.settings.store_url, publish_events=self.settings.publishes_events)
         await store.connect()
         try:
             if migrate:

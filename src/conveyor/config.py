@@ -98,6 +98,29 @@ class Settings(BaseSettings):
     # is logged at start-up when on). Metric aliases: also export platform B's metric names.
     compat_anonymous: str | None = None
     compat_metric_aliases: bool = False
+    # Kafka (issue 15). A bootstrap set: every transition writes an outbox row and a relay
+    # (conveyor.transport.relay) publishes it as a CloudEvent; every process that changes jobs
+    # (server, worker, scheduler) must see the same setting. Unset: no outbox writes at all.
+    kafka_bootstrap: str | None = None  # host:port[,host:port...]
+    kafka_topic_prefix: str = Field(default="conveyor", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    kafka_partitions: int = Field(default=3, ge=1, le=10_000)  # for the topics Conveyor creates
+    kafka_replication: int = Field(default=1, ge=1, le=100)
+    # Passed through to the client (aiokafka): TLS and SASL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_request_timeout: float = Field(default=15.0, gt=0)  # a publish not acked by then fails
+    relay_interval: float = Field(default=0.05, gt=0)  # how often an idle relay looks again
+    relay_batch: int = Field(default=1000, ge=1, le=100_000)  # outbox rows per publish round
+
+    @property
+    def publishes_events(self) -> bool:
+        """Transitions write outbox rows for the relay (a Kafka bootstrap is configured)."""
+        return bool(self.kafka_bootstrap)
 
     # logging
     log_level: str = "INFO"

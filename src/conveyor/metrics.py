@@ -103,6 +103,10 @@ LEASE_REAPS = Counter(
 )
 for _outcome in (JobStatus.QUEUED.value, JobStatus.DEAD.value):
     LEASE_REAPS.labels(_outcome)  # export zeros, so rate() has a series before the first reap
+EVENTS_PUBLISHED = Counter(
+    "conveyor_events_published",
+    "Lifecycle events the outbox relay published to Kafka (a re-publish counts again)",
+)
 HTTP_REQUESTS = Counter(
     "conveyor_http_requests", "HTTP requests by route template", ("method", "route", "status")
 )

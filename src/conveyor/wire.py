@@ -22,7 +22,13 @@ from pydantic import (
     field_validator,
 )
 
-from conveyor.domain.job import DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, DEFAULT_TIMEOUT, JobStatus
+from conveyor.domain.job import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_QUEUE,
+    DEFAULT_TIMEOUT,
+    Job,
+    JobStatus,
+)
 from conveyor.domain.limits import (
     MAX_BATCH,
     MAX_DELAY,
@@ -279,6 +285,42 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+
+
+def json_default(value: Any) -> str:
+    """orjson's fallback: asyncpg returns its own UUID class, which orjson does not take for a
+    uuid.UUID."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def job_out(j: Job) -> dict[str, Any]:
+    """The JSON of JobOut straight from the record (responses skip pydantic on the way out:
+    see api/serialize.py); lifecycle events carry the same object as their data."""
+    return {
+        "id": j.id,
+        "queue": j.queue,
+        "type": j.type,
+        "payload": j.payload,
+        "priority": j.priority,
+        "status": j.status.value,
+        "run_at": j.run_at,
+        "attempt": j.attempt,
+        "max_retries": j.max_retries,
+        "timeout": float(j.timeout),
+        "unique_key": j.unique_key,
+        "tags": j.tags,
+        "tenant": j.tenant,
+        "result": j.result,
+        "last_error": j.last_error,
+        "worker_id": j.worker_id,
+        "lease_expires_at": j.lease_expires_at,
+        "created_at": j.created_at,
+        "started_at": j.started_at,
+        "finished_at": j.finished_at,
+        "updated_at": j.updated_at,
+    }
 
 
 class BatchOut(BaseModel):

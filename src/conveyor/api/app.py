@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -27,6 +27,7 @@ from conveyor.service.auth import AuthService
 from conveyor.service.jobs import JobService
 from conveyor.service.startup import connect_soon, stop_connecting
 from conveyor.store import Store, open_store
+from conveyor.transport.relay import relaying
 from conveyor.wire import FieldError, Problem
 
 
@@ -85,7 +86,7 @@ def create_app(
         svc = service
         if svc is None:
             if store is None:
-                owned = open_store(settings.store_url)
+                owned = open_store(settings.store_url, publish_events=settings.publishes_events)
                 # A store that does not answer yet is no reason to exit: serve (/readyz and
                 # store calls answer 503) while the connection is retried in the background.
                 connecting = await connect_soon(owned.connect, store_url=settings.store_url)
@@ -101,7 +102,11 @@ def create_app(
             else AuthService(svc.store, settings, codec=codec, limiter=limiter)
         )
         try:
-            async with observability.store_stats(svc.store, settings):
+            # `server` without gRPC: its own relay (one leads among all processes that run one).
+            async with (
+                observability.store_stats(svc.store, settings),
+                relaying(svc.store, settings) if service is None else nullcontext(),
+            ):
                 freeze_startup_heap()
                 yield
         finally:

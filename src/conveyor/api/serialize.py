@@ -7,7 +7,6 @@ schema-conformance tests (schemathesis) hold these functions to it.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,9 +14,12 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from conveyor.domain.job import WAITING, Job, JobStatus
+from conveyor.domain.job import WAITING, JobStatus
 from conveyor.domain.records import JobEvent, Schedule, WorkerInfo
 from conveyor.service.jobs import QueueView
+from conveyor.wire import job_out, json_default
+
+__all__ = ["JSONBytes", "event_out", "job_out", "queue_out", "schedule_out", "worker_out"]
 
 
 class JSONBytes(Response):
@@ -29,7 +31,7 @@ class JSONBytes(Response):
     def __init__(self, content: Any, status_code: int = 200) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = orjson.dumps(content, default=_fallback)
+        self.body = orjson.dumps(content, default=json_default)
         self.raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(self.body)).encode()),
@@ -42,39 +44,6 @@ class JSONBytes(Response):
         await send({"type": "http.response.body", "body": self.body})
         if self.background is not None:
             await self.background()
-
-
-def _fallback(value: Any) -> str:
-    """asyncpg returns its own UUID class, which orjson does not take for a uuid.UUID."""
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def job_out(j: Job) -> dict[str, Any]:
-    return {
-        "id": j.id,
-        "queue": j.queue,
-        "type": j.type,
-        "payload": j.payload,
-        "priority": j.priority,
-        "status": j.status.value,
-        "run_at": j.run_at,
-        "attempt": j.attempt,
-        "max_retries": j.max_retries,
-        "timeout": float(j.timeout),
-        "unique_key": j.unique_key,
-        "tags": j.tags,
-        "tenant": j.tenant,
-        "result": j.result,
-        "last_error": j.last_error,
-        "worker_id": j.worker_id,
-        "lease_expires_at": j.lease_expires_at,
-        "created_at": j.created_at,
-        "started_at": j.started_at,
-        "finished_at": j.finished_at,
-        "updated_at": j.updated_at,
-    }
 
 
 def event_out(e: JobEvent) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """`conveyor` command line: dev, server, worker, scheduler, migrate, enqueue, queue, schedule,
-jobs, dead, user, token, bench."""
+jobs, dead, user, token, bench, events."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from conveyor.cli.common import (
     settings_for,
     store_option,
 )
+from conveyor.cli.events import events
 from conveyor.cli.jobs import dead, jobs
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.job import ALL_QUEUES
@@ -260,7 +261,7 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
     settings = settings_for(store_url)
 
     async def go() -> None:
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url, publish_events=settings.publishes_events)
         try:
             # A store that does not answer yet: wait for it (backoff, a log line per attempt).
             await until_store_answers(store.connect, store_url=settings.store_url)
@@ -565,3 +566,4 @@ main.add_command(user)
 main.add_command(token)
 main.add_command(jobs)
 main.add_command(dead)
+main.add_command(events)

@@ -20,6 +20,7 @@ from conveyor.grpc.server import GrpcServer, grpc_auth
 from conveyor.service.jobs import JobService
 from conveyor.service.startup import connect_soon, stop_connecting
 from conveyor.store import open_store
+from conveyor.transport.relay import relaying
 
 STOP_GRACE = 5.0
 
@@ -29,7 +30,7 @@ log = structlog.get_logger("conveyor.cli")
 async def serve_http_and_grpc(
     settings: Settings, host: str, port: int, grpc_host: str, access_log: bool
 ) -> None:
-    store = open_store(settings.store_url)
+    store = open_store(settings.store_url, publish_events=settings.publishes_events)
     service = JobService(store, settings)
     auth, limiter = grpc_auth(store, settings)
     api = create_app(settings, service=service)
@@ -87,7 +88,8 @@ async def serve_http_and_grpc(
             finally:
                 stopping.set()  # HTTP failed to start or stopped: take gRPC down with it
 
-        await asyncio.gather(http_lifetime(), grpc_lifetime())
+        async with relaying(store, settings):  # one leads among all processes that run one
+            await asyncio.gather(http_lifetime(), grpc_lifetime())
     finally:
         await stop_connecting(connecting)
         await store.close()

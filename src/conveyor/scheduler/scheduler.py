@@ -26,6 +26,7 @@ from conveyor.domain.job import Job
 from conveyor.service.jobs import retention_cutoffs, schedule_job
 from conveyor.service.maintenance import run_maintenance
 from conveyor.store.base import Store
+from conveyor.transport.relay import relaying
 
 log = structlog.get_logger("conveyor.scheduler")
 
@@ -70,14 +71,16 @@ class Scheduler:
         log.info("scheduler started", holder=self.holder)
         metrics.track_scheduler(self)
         try:
-            while not self._stopping.is_set():
-                wait = self.settings.scheduler_tick
-                try:
-                    wait = self.sleep_after(await self.tick())
-                except Exception:
-                    log.exception("scheduler tick failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
+            # With Kafka configured, the outbox relay runs beside the ticks (its own leadership).
+            async with relaying(self.store, self.settings):
+                while not self._stopping.is_set():
+                    wait = self.settings.scheduler_tick
+                    try:
+                        wait = self.sleep_after(await self.tick())
+                    except Exception:
+                        log.exception("scheduler tick failed")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), wait)
         finally:
             metrics.untrack_scheduler(self)
             if self.is_leader:

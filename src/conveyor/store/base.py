@@ -7,6 +7,8 @@ Both backends (SQLite, PostgreSQL) implement it and pass one shared test suite
   history: one `job_events` row per transition, except creation, claims and completion, which
   the job row holds (a later transition out of `running` carries its attempt's start; see
   store.common.audit_trail).
+* A store opened with `publish_events` also writes an outbox row (conveyor.domain.events) for
+  every lifecycle transition, in the same transaction; one without writes none.
 * Guarded updates: completing, failing, releasing and heart-beating match (id, lease_token,
   status='running'); a caller whose lease was reaped or whose job was cancelled changes
   nothing and is told so through the returned ids.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from conveyor.domain.events import OutboxRow
 from conveyor.domain.job import JSON, Job, JobStatus, NewJob, Payload
 from conveyor.domain.records import (
     ApiToken,
@@ -44,6 +47,7 @@ from conveyor.domain.records import (
 
 class Store(Protocol):
     url: str
+    publishes_events: bool
 
     # -- lifecycle -------------------------------------------------------------------
     async def connect(self) -> None:
@@ -221,6 +225,13 @@ class Store(Protocol):
         (PostgreSQL: VACUUM in the background past a threshold; SQLite reuses freed pages and
         has nothing to do). Cheap when there is nothing to give back: called every maintenance
         tick."""
+
+    # -- the outbox ----------------------------------------------------------------------
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        """Up to `limit` recorded transitions, oldest first (a job's in the order they
+        happened). Rows stay until outbox_delete: the relay deletes what the broker took."""
+
+    async def outbox_delete(self, seqs: Sequence[int]) -> None: ...
 
     # -- users and API tokens ------------------------------------------------------------
     async def create_user(self, user: User) -> User:

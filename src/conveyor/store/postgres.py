@@ -41,6 +41,7 @@ from conveyor.domain.errors import (
     TokenNotFound,
     UserNotFound,
 )
+from conveyor.domain.events import OutboxRow
 from conveyor.domain.job import (
     ALL_QUEUES,
     JSON,
@@ -76,6 +77,9 @@ log = logging.getLogger(__name__)
 # Every statement, by name: store/sql/postgres/<noun>.sql. Unqualified names resolve through the
 # connection's search_path (the store's schema).
 Q = sql.load("postgres")
+# The same statements with their outbox writes switched on (`{{publish}}`, see job.sql): a store
+# opened with publish_events=True runs these, one without pays nothing for the outbox.
+Q_PUBLISHING = sql.load("postgres", {**sql.TOKENS, "publish": "true"})
 
 # list_jobs: the condition of each filter in use, in parameter order (see job.sql).
 _LIST_JOBS_WHERE: dict[str, str] = {
@@ -437,8 +441,11 @@ class PostgresStore:
         max_size: int = 10,
         command_timeout: float | None = 60.0,
         connect_timeout: float = 10.0,
+        publish_events: bool = False,
     ) -> None:
         self.url = url
+        self.publishes_events = publish_events
+        self._q = Q_PUBLISHING if publish_events else Q
         self.dsn, self.schema = parse_url(url)
         self.channel = channel_for(self.schema)
         self._min_size = min_size
@@ -602,7 +609,7 @@ class PostgresStore:
             if len(jobs) == 1:  # the lone submit: plain parameters (see enqueue_one)
                 j = jobs[0]
                 rows = await conn.fetch(
-                    Q.enqueue_one,
+                    self._q.enqueue_one,
                     ids[0],
                     j.queue,
                     j.type,
@@ -622,7 +629,7 @@ class PostgresStore:
                 # insert. A payload the service already encoded goes in as those bytes (a
                 # Fragment).
                 rows = await conn.fetch(
-                    Q.enqueue,
+                    self._q.enqueue,
                     [
                         {
                             "id": job_id,
@@ -802,11 +809,13 @@ class PostgresStore:
                 # claim statement (a fresh snapshot) counts every running job of those queues.
                 async with conn.transaction():
                     locked = [r["name"] for r in await conn.fetch(Q.lock_limited_queues, limited)]
-                    rows = await conn.fetch(Q.claim_many, names, limit, worker_id, lease, locked)
+                    rows = await conn.fetch(
+                        self._q.claim_many, names, limit, worker_id, lease, locked
+                    )
             elif len(names) == 1:
-                rows = await conn.fetch(Q.claim_one, names[0], limit, worker_id, lease)
+                rows = await conn.fetch(self._q.claim_one, names[0], limit, worker_id, lease)
             else:
-                rows = await conn.fetch(Q.claim_many, names, limit, worker_id, lease, [])
+                rows = await conn.fetch(self._q.claim_many, names, limit, worker_id, lease, [])
         return [_job(r) for r in rows]
 
     @_unavailable_as_store_error
@@ -814,7 +823,7 @@ class PostgresStore:
         if not completions:
             return []
         rows = await self.pool.fetch(
-            Q.complete,
+            self._q.complete,
             [c.job_id for c in completions],
             [c.lease_token for c in completions],
             # The worker's encoding of the result, when it made one, is what gets stored.
@@ -827,7 +836,7 @@ class PostgresStore:
         if not failures:
             return []
         rows = await self.pool.fetch(
-            Q.fail,
+            self._q.fail,
             [f.job_id for f in failures],
             [f.lease_token for f in failures],
             [f.error for f in failures],
@@ -840,7 +849,7 @@ class PostgresStore:
         if not releases:
             return []
         rows = await self.pool.fetch(
-            Q.release,
+            self._q.release,
             [r.job_id for r in releases],
             [r.lease_token for r in releases],
             [r.run_at for r in releases],
@@ -890,7 +899,7 @@ class PostgresStore:
                 for r in expired
             ]
             rows = await conn.fetch(
-                Q.reap,
+                self._q.reap,
                 [j.job_id for j in reaped],
                 [r["lease_token"] for r in expired],
                 [j.new_status.value for j in reaped],
@@ -987,7 +996,7 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def cancel(self, job_id: uuid.UUID, reason: str = "cancelled") -> Job:
-        row = await self.pool.fetchrow(Q.cancel, job_id, reason)
+        row = await self.pool.fetchrow(self._q.cancel, job_id, reason)
         if row is None:
             raise JobNotFound(f"job {job_id} not found")
         if row["id"] is None:
@@ -999,7 +1008,9 @@ class PostgresStore:
     async def requeue_dead(self, job_id: uuid.UUID, payload: Payload = None) -> Job:
         message = "requeued with a new payload" if payload is not None else "requeued"
         try:
-            row = await self.pool.fetchrow(Q.requeue_dead, job_id, payload, message, self.channel)
+            row = await self.pool.fetchrow(
+                self._q.requeue_dead, job_id, payload, message, self.channel
+            )
         except asyncpg.UniqueViolationError as exc:
             raise IllegalTransition(
                 f"job {job_id} cannot be requeued: a live job has the same unique_key"
@@ -1010,6 +1021,23 @@ class PostgresStore:
             status = JobStatus(row["cur_status"])
             raise IllegalTransition(f"only dead jobs can be requeued; job is {status.value}")
         return _job(row)
+
+    # -- the outbox (migration 0006) -----------------------------------------------------------
+
+    @_unavailable_as_store_error
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        rows = await self.pool.fetch(Q.outbox_pending, limit)
+        return [
+            OutboxRow(
+                r["seq"], None if r["from_status"] is None else _STATUS[r["from_status"]], _job(r)
+            )
+            for r in rows
+        ]
+
+    @_unavailable_as_store_error
+    async def outbox_delete(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            await self.pool.execute(Q.outbox_delete, list(seqs))
 
     @_unavailable_as_store_error
     async def discard_dead(self, job_ids: Sequence[uuid.UUID]) -> int:

@@ -72,6 +72,7 @@ from conveyor.domain.errors import (
     TokenNotFound,
     UserNotFound,
 )
+from conveyor.domain.events import OutboxRow
 from conveyor.domain.job import (
     ALL_QUEUES,
     JSON,
@@ -766,8 +767,10 @@ class _Checkpointer:
 class SQLiteStore:
     """Store backed by one SQLite file in WAL mode; safe to share between processes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, publish_events: bool = False) -> None:
         self.url = url
+        # Transitions also write their outbox rows (migration 0006), in their transaction.
+        self.publishes_events = publish_events
         self.path = _path_from_url(url)
         self._key = str(self.path.expanduser().resolve())
         # The writer is a plain sqlite3 connection used on the event loop's thread (and, for
@@ -1022,7 +1025,7 @@ class SQLiteStore:
         now = _now_us()
 
         def tx(conn: sqlite3.Connection) -> tuple[list[Enqueued], set[str]]:
-            return _enqueue_in_tx(conn, jobs, now)
+            return _enqueue_in_tx(conn, jobs, now, self.publishes_events)
 
         results, ready = await self._write(tx, long=len(jobs) > LONG_BATCH)
         if ready:
@@ -1147,6 +1150,8 @@ class SQLiteStore:
             params.append(limit)
             rows = _fetch(conn, Q.claim.format(arms=f" {Q.claim_arm_union} ".join(arms)), params)
             rows.sort(key=_claim_order)
+            if rows and self.publishes_events:
+                _outbox(conn, JobStatus.QUEUED, [r[0] for r in rows])
             return rows
 
         rows = await self._write_if(peek, tx, long=limit > LONG_BATCH)
@@ -1165,7 +1170,10 @@ class SQLiteStore:
 
         def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            return _fetch(conn, Q.complete, (now, now, batch))
+            rows = _fetch(conn, Q.complete, (now, now, batch))
+            if self.publishes_events:
+                _outbox(conn, JobStatus.RUNNING, [r[0] for r in rows])
+            return rows
 
         rows = await self._write(tx, long=len(items) > LONG_BATCH)
         return _applied(items, keys, rows)
@@ -1184,7 +1192,10 @@ class SQLiteStore:
         def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
             _run(conn, Q.fail_events, (now, batch))
-            return _fetch(conn, Q.fail, (now, now, batch))
+            rows = _fetch(conn, Q.fail, (now, now, batch))
+            if self.publishes_events:
+                _outbox(conn, JobStatus.RUNNING, [r[0] for r in rows])
+            return rows
 
         rows = await self._write(tx, long=len(items) > LONG_BATCH)
         return _applied(items, keys, rows)
@@ -1203,7 +1214,10 @@ class SQLiteStore:
         def tx(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
             _run(conn, Q.release_events, (now, batch))
-            return _fetch(conn, Q.release, (now, now, batch))
+            rows = _fetch(conn, Q.release, (now, now, batch))
+            if self.publishes_events:
+                _outbox(conn, JobStatus.RUNNING, [r[0] for r in rows])
+            return rows
 
         rows = await self._write(tx, long=len(items) > LONG_BATCH)
         ready = {r[1] for r in rows if r[2] == JobStatus.QUEUED.value}
@@ -1265,6 +1279,8 @@ class SQLiteStore:
             if reaped:
                 conn.executemany(Q.reap, updates)
                 conn.executemany(Q.insert_event, events)
+                if self.publishes_events:
+                    _outbox(conn, JobStatus.RUNNING, [str(j.job_id) for j in reaped])
             return reaped, requeued
 
         reaped, requeued = await self._write(tx, long=True)
@@ -1331,6 +1347,8 @@ class SQLiteStore:
                 Q.insert_event,
                 (key, now, status, "cancelled", attempt, worker_id, reason, started_at),
             )
+            if self.publishes_events:
+                _outbox(conn, JobStatus(status), [key])
             return _row_to_job(rows[0])
 
         return await self._write(tx)
@@ -1358,11 +1376,26 @@ class SQLiteStore:
                 Q.insert_event,
                 (key, now, "dead", "queued", 0, None, "requeued from the DLQ", None),
             )
+            if self.publishes_events:
+                _outbox(conn, JobStatus.DEAD, [key])
             return _row_to_job(rows[0])
 
         job = await self._write(tx)
         _wake(self._key, (job.queue,))
         return job
+
+    # -- the outbox (migration 0006) ---------------------------------------------------
+
+    async def outbox_pending(self, limit: int) -> list[OutboxRow]:
+        rows = await self._read(Q.outbox_pending, (limit,))
+        return [
+            OutboxRow(seq, None if frm is None else _STATUS[frm], _row_to_job(orjson.loads(job)))
+            for seq, frm, job in rows
+        ]
+
+    async def outbox_delete(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            await self._write(_exec(Q.outbox_delete, (_dumps(list(seqs)),)))
 
     async def discard_dead(self, job_ids: Sequence[uuid.UUID]) -> int:
         if not job_ids:
@@ -1495,7 +1528,7 @@ class SQLiteStore:
             won = _fetch(conn, Q.fire_schedule, (next_us, fire_us, now, name, fire_us))
             if not won:
                 return None, set()
-            results, ready = _enqueue_in_tx(conn, [job], now)
+            results, ready = _enqueue_in_tx(conn, [job], now, self.publishes_events)
             return results[0].job, ready
 
         fired, ready = await self._write(tx)
@@ -1619,6 +1652,12 @@ class SQLiteStore:
 # --------------------------------------------------------------------------------------
 
 
+def _outbox(conn: sqlite3.Connection, from_status: JobStatus | None, ids: list[str]) -> None:
+    """The outbox rows of a transition (migration 0006), in its transaction, after it."""
+    if ids:
+        _run(conn, Q.outbox_add, (None if from_status is None else from_status.value, _dumps(ids)))
+
+
 def _fetch(conn: sqlite3.Connection, query: str, params: Sequence[Any] = ()) -> list[Row]:
     # Rows are plain tuples (no row_factory).
     rows: list[Row] = conn.execute(query, params).fetchall()
@@ -1733,7 +1772,7 @@ def _applied(items: list[_Item], keys: list[str], rows: Iterable[Row]) -> list[u
 
 
 def _enqueue_in_tx(
-    conn: sqlite3.Connection, jobs: Sequence[NewJob], now: int
+    conn: sqlite3.Connection, jobs: Sequence[NewJob], now: int, publish: bool
 ) -> tuple[list[Enqueued], set[str]]:
     """The body of enqueue_many, shared with fire_schedule so a cron fire and its job commit
     together. Returns the results and the queues that received ready jobs."""
@@ -1809,4 +1848,6 @@ def _enqueue_in_tx(
             conn.executemany(Q.insert_job, job_rows)
         except sqlite3.IntegrityError as exc:
             raise InvalidInput(f"cannot insert jobs: {exc} (duplicate job id?)") from exc
+        if publish:
+            _outbox(conn, None, [r[0] for r in job_rows])
     return plan.results(results), ready

@@ -7,8 +7,8 @@ Double-brace tokens name the domain's own vocabulary and are filled in at load, 
 set is spelled in one place (conveyor.domain.job) and never as literals in a query:
 `{{terminal}}` becomes `'cancelled', 'completed', 'dead'`, `{{waiting}}` the statuses that wait
 for their run_at, `{{parked}}` those listed through their own index, `{{job_columns}}` the
-column order both drivers' row mappers read. Single braces (JSON and array literals) are left
-alone.
+column order both drivers' row mappers read, `{{publish}}` whether the transition statements
+write outbox rows. Single braces (JSON and array literals) are left alone.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ TOKENS: Mapping[str, str] = {
     "terminal": _sql_list(TERMINAL),
     "waiting": _sql_list(WAITING),
     "parked": _sql_list(PARKED),
+    # Whether the transition statements also write their outbox rows (migration 0006). The
+    # drivers load a second set with "true" for a store that publishes events.
+    "publish": "false",
     # Row shapes both drivers read positionally (their row mappers follow this order).
     "job_columns": (
         "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "

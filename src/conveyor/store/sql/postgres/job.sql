@@ -59,12 +59,16 @@ WITH input AS (
         ON CONFLICT (unique_key)
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
-    RETURNING id, status, run_at, created_at, queue
+    RETURNING id, status, run_at, created_at, queue,
+              CASE WHEN {{publish}} THEN to_jsonb(jobs) END AS snapshot
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT NULL, snapshot FROM ins WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($2, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM ins WHERE status = 'queued' AND $2::text IS NOT NULL) d
 )
-SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
+SELECT ins.id, ins.status, ins.run_at, ins.created_at, ins.queue,
+       (SELECT array_agg(name) FROM full_queues) AS full_queues
   FROM notified LEFT JOIN ins ON true
 
 -- name: enqueue_one
@@ -98,12 +102,16 @@ WITH full_queues AS (
         ON CONFLICT (unique_key)
            WHERE unique_key IS NOT NULL AND status NOT IN ({{terminal}})
         DO NOTHING
-    RETURNING id, status, run_at, created_at, queue
+    RETURNING id, status, run_at, created_at, queue,
+              CASE WHEN {{publish}} THEN to_jsonb(jobs) END AS snapshot
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT NULL, snapshot FROM ins WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($12::text, queue)) AS n
       FROM ins WHERE status = 'queued' AND $12::text IS NOT NULL
 )
-SELECT ins.*, (SELECT array_agg(name) FROM full_queues) AS full_queues
+SELECT ins.id, ins.status, ins.run_at, ins.created_at, ins.queue,
+       (SELECT array_agg(name) FROM full_queues) AS full_queues
   FROM notified LEFT JOIN ins ON true
 
 -- name: live_by_unique_key
@@ -194,6 +202,9 @@ WITH claimed AS (
                 LIMIT $2
                   FOR UPDATE SKIP LOCKED))
     RETURNING {{job_columns}}
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
@@ -231,6 +242,9 @@ WITH active AS (
                 ORDER BY c.priority DESC, c.run_at, c.id
                 LIMIT $2))
     RETURNING {{job_columns}}
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
@@ -253,7 +267,9 @@ WITH input AS MATERIALIZED (
            lease_expires_at = NULL
       FROM input i
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id
+    RETURNING j.id, CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM done WHERE {{publish}}
 )
 SELECT id FROM done
 
@@ -274,11 +290,14 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error, j.started_at
+    RETURNING j.id, j.status, j.attempt, o.worker_id, i.error, j.started_at,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
                             started_at)
     SELECT id, now(), 'running', status, attempt, worker_id, error, started_at FROM failed
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM failed WHERE {{publish}}
 )
 SELECT id FROM failed
 
@@ -298,11 +317,14 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL
       FROM input i JOIN jobs o ON o.id = i.id
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, o.attempt, o.worker_id, i.reason, j.started_at
+    RETURNING j.id, j.queue, j.status, o.attempt, o.worker_id, i.reason, j.started_at,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
                             started_at)
     SELECT id, now(), 'running', status, attempt, worker_id, reason, started_at FROM released
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM released WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($5, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM released WHERE status = 'queued') d
@@ -372,11 +394,14 @@ WITH input AS MATERIALIZED (
            worker_id = NULL, lease_expires_at = NULL, updated_at = now()
       FROM input i
      WHERE j.id = i.id AND j.lease_token = i.lease_token AND j.status = i.running
-    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error, j.started_at
+    RETURNING j.id, j.queue, j.status, j.attempt, i.worker_id, i.error, j.started_at,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message,
                             started_at)
     SELECT id, now(), 'running', status, attempt, worker_id, error, started_at FROM reaped
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'running', snapshot FROM reaped WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($6, d.queue)) AS n
       FROM (SELECT DISTINCT queue FROM reaped WHERE status = 'queued') d
@@ -438,6 +463,9 @@ WITH cur AS (
                             started_at)
     SELECT id, now(), prev_status, 'cancelled', attempt, prev_worker_id, $2, attempt_started_at
       FROM upd
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT prev_status, to_jsonb(u) FROM upd u WHERE {{publish}}
 )
 SELECT upd.*, cur.cur_status FROM cur LEFT JOIN upd ON true
 
@@ -457,6 +485,8 @@ WITH cur AS (
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt, message)
     SELECT id, now(), 'dead', 'queued', 0, $3 FROM upd
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT 'dead', to_jsonb(u) FROM upd u WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($4, queue)) AS n FROM upd
 )

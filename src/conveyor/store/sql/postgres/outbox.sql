@@ -1,0 +1,14 @@
+-- The outbox (migration 0006): the transition statements of job.sql write it when the store
+-- publishes events; the relay reads it oldest first and deletes what the broker has taken.
+
+-- name: outbox_pending
+-- Each snapshot back as a jobs row, so the job decodes as every other job does.
+SELECT {{job_columns}}, seq, from_status FROM (
+    SELECT o.id AS seq, o.from_status, r.*
+      FROM outbox o CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs, o.job) r
+     ORDER BY o.id
+     LIMIT $1
+) x ORDER BY seq
+
+-- name: outbox_delete
+DELETE FROM outbox WHERE id = ANY($1::int8[])

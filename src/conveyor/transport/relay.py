@@ -1,0 +1,217 @@
+"""The outbox relay: publishes what the store recorded to Kafka, then deletes it.
+
+At least once: a row is deleted only after the broker acknowledged every event of its round,
+so a relay that dies, or a broker that fails, leaves the rows to be published again (consumers
+dedupe by event id). A job's events keep their order: rows are read oldest first, sent in that
+order with the job id as key (one partition per job), and a failed round is sent again whole
+from its first row.
+
+Any process may run a relay (the scheduler, and `server`/`dev`, which may run without one);
+one leads, through the store's leadership (name "relay"), so several relays do not publish
+every event several times over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+
+from conveyor import metrics
+from conveyor.config import Settings
+from conveyor.domain.job import JobStatus
+from conveyor.store.base import Store
+from conveyor.transport import kafka
+from conveyor.transport.events import HEADERS, cloud_event, encode, source_for
+
+log = structlog.get_logger("conveyor.relay")
+
+LEADERSHIP = "relay"
+# After a failed round (broker or store unreachable), wait this long, doubling up to the cap.
+BACKOFF = (0.2, 5.0)
+
+
+class Relay:
+    def __init__(self, store: Store, settings: Settings, *, holder: str | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.events_topic = kafka.topic(settings, kafka.EVENTS)
+        self.dead_topic = kafka.topic(settings, kafka.DEAD)
+        self.source = source_for(settings.kafka_topic_prefix)
+        self.is_leader = False
+        self.published = 0
+        self.failed_rounds = 0
+        self._producer: Any = None
+        self._topics_ready = False
+        self._stopping = asyncio.Event()
+        self._lead_checked = float("-inf")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        log.info("relay started", holder=self.holder, topic=self.events_topic)
+        backoff = BACKOFF[0]
+        try:
+            while not self._stopping.is_set():
+                wait = self.settings.relay_interval
+                try:
+                    if await self._leads():
+                        sent = await self.relay_once()
+                        backoff = BACKOFF[0]
+                        if sent >= self.settings.relay_batch:
+                            continue  # more waiting: no pause
+                except Exception as exc:
+                    self.failed_rounds += 1
+                    log.warning("relay round failed", error=f"{type(exc).__name__}: {exc}")
+                    # The producer reconnects by itself; the topics are looked at again, as a
+                    # broker that came back empty has none.
+                    self._topics_ready = False
+                    wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+        finally:
+            await self._drop_producer()
+            if self.is_leader:
+                with contextlib.suppress(Exception):
+                    await self.store.resign(LEADERSHIP, self.holder)
+            log.info("relay stopped", holder=self.holder, published=self.published)
+
+    async def _leads(self) -> bool:
+        """Leadership, looked at a few times per lease rather than every round."""
+        now = time.monotonic()
+        ttl = self.settings.leader_ttl
+        if now - self._lead_checked >= min(1.0, ttl / 3):
+            was = self.is_leader
+            self.is_leader = await self.store.try_lead(LEADERSHIP, self.holder, ttl)
+            self._lead_checked = now
+            if self.is_leader != was:
+                log.info("relay leadership changed", leader=self.is_leader, holder=self.holder)
+                if not self.is_leader:
+                    await self._drop_producer()
+        return self.is_leader
+
+    async def relay_once(self) -> int:
+        """Publish one round (up to relay_batch rows, oldest first) and delete it; the number
+        of rows published."""
+        rows = await self.store.outbox_pending(self.settings.relay_batch)
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+        batches = _Batches(producer)
+        for row in rows:
+            event = cloud_event(row, self.source)
+            value = encode(event)
+            key = event["subject"].encode()
+            await batches.add(self.events_topic, key, value)
+            if row.job.status is JobStatus.DEAD:
+                await batches.add(self.dead_topic, key, value)
+        acks = await batches.send_all()
+        # Not gather: a timeout must not cancel the acks, which the producer still resolves.
+        done, waiting = await asyncio.wait(acks, timeout=2 * self.settings.kafka_request_timeout)
+        if waiting:
+            raise TimeoutError(f"{len(waiting)} of {len(acks)} events not acknowledged in time")
+        failures = [exc for ack in done if (exc := ack.exception()) is not None]
+        if failures:  # one fails the round: every row stays (each failure retrieved, once)
+            raise failures[0]
+        await self.store.outbox_delete([r.seq for r in rows])
+        self.published += len(rows)
+        metrics.EVENTS_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+    async def _ensure_producer(self) -> Any:
+        if not self._topics_ready:
+            # Before sending: a broker that came back empty has no topics, and a producer would
+            # wait for their metadata until its timeout.
+            await kafka.ensure_topics(self.settings, (self.events_topic, self.dead_topic))
+            self._topics_ready = True
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(
+                **kafka.client_options(self.settings),
+                acks="all",
+                # Tansu (tests, dev) supports neither idempotence nor transactions; ordering
+                # holds without them (one in-flight batch per partition, rounds resent whole).
+                enable_idempotence=False,
+                partitioner=kafka.partition_of,
+                linger_ms=2,
+                max_batch_size=1024 * 1024,  # room for an event of MAX_EVENT_BYTES
+            )
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        """Stop the producer. It flushes first, which never ends while the broker is away (it
+        retries forever): bounded, as whatever it still held is in the outbox anyway."""
+        producer, self._producer = self._producer, None
+        self._topics_ready = False
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), self.settings.kafka_request_timeout)
+            except Exception as exc:
+                log.warning("relay producer did not stop cleanly", error=f"{type(exc).__name__}")
+
+
+class _Batches:
+    """A round's messages in one producer batch per partition (as many as fill it), built
+    here and handed over whole: a send() per message, with its own future, was most of the
+    relay's time. Batches of one partition are submitted in order, so a job's events stay in
+    order."""
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+        self._partitions: dict[str, list[int]] = {}
+        self._open: dict[tuple[str, int], Any] = {}
+        self._acks: list[asyncio.Future[Any]] = []
+
+    async def add(self, topic: str, key: bytes, value: bytes) -> None:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = self._partitions[topic] = sorted(
+                await self._producer.partitions_for(topic)
+            )
+        where = (topic, kafka.partition_of(key, partitions, partitions))
+        batch = self._open.get(where)
+        if batch is None:
+            batch = self._open[where] = self._producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=HEADERS) is None:
+            await self._submit(where, batch)  # full: on its way, and a new one for the rest
+            batch = self._open[where] = self._producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None, headers=HEADERS) is None:
+                raise ValueError(f"an event of {len(value)} bytes exceeds the batch size")
+
+    async def send_all(self) -> list[asyncio.Future[Any]]:
+        for where, batch in self._open.items():
+            await self._submit(where, batch)
+        self._open.clear()
+        return self._acks
+
+    async def _submit(self, where: tuple[str, int], batch: Any) -> None:
+        topic, partition = where
+        self._acks.append(await self._producer.send_batch(batch, topic, partition=partition))
+
+
+@contextlib.asynccontextmanager
+async def relaying(store: Store, settings: Settings) -> AsyncIterator[Relay | None]:
+    """A relay running beside the caller while it is inside, when events are published
+    (nothing otherwise): the scheduler, and `server`, which may run without one."""
+    if not settings.publishes_events:
+        yield None
+        return
+    relay = Relay(store, settings)
+    task = asyncio.create_task(relay.run(), name="conveyor-relay")
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await task
