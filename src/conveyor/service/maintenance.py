@@ -7,14 +7,20 @@ import structlog
 from conveyor import metrics
 from conveyor.domain.records import ReapedJob
 from conveyor.store.base import Store
+from conveyor.transport import Transport
 
 log = structlog.get_logger("conveyor.maintenance")
 
 
-async def run_maintenance(store: Store) -> tuple[int, list[ReapedJob]]:
-    """Promote due scheduled/retrying jobs and reap expired leases."""
+async def run_maintenance(
+    store: Store, transport: Transport | None = None
+) -> tuple[int, list[ReapedJob]]:
+    """Promote due scheduled/retrying jobs and reap expired leases; then let the transport,
+    if any, recover and re-dispatch (promoted and requeued jobs reach it this way)."""
     promoted = await store.promote_due()
     reaped = await store.reap_expired()
+    if transport is not None:
+        await transport.sweep(store)
     metrics.count_reaped(reaped)
     for r in reaped:
         log.warning(
