@@ -12,7 +12,9 @@ or a worker with maintenance), does per queue that workers serve or that has set
    jobs, and everything a flushed, failed-over or restarted Redis forgot. Paused queues are
    skipped (their jobs would only be refused) and picked up on the first sweep after resume.
 
-A job offered twice is harmless: the store's claim takes it once and refuses the other id.
+The queues swept: those of the workers registered in the store (a dead one's row stays until
+it is pruned), those with settings, and `default`. A job offered twice is harmless: the
+store's claim takes it once and refuses the other id.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import cast
 from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError
-from conveyor.domain.job import Job, JobStatus
+from conveyor.domain.job import DEFAULT_QUEUE, Job, JobStatus
 from conveyor.store.base import Store
 from conveyor.transport.redis.keys import QueueKeys, member
 from conveyor.transport.redis.link import RedisError, RedisLink
@@ -85,7 +87,8 @@ class RedisTransport:
             return
         limit = self.settings.transport_sweep_limit
         settings = {q.name: q for q in await store.list_queue_settings()}
-        queues = {q for w in await store.list_workers() for q in w.queues} | set(settings)
+        queues = {q for w in await store.list_workers() for q in w.queues}
+        queues |= set(settings) | {DEFAULT_QUEUE}
         for queue in sorted(queues):
             keys = self.keys(queue)
             try:
