@@ -30,6 +30,7 @@ from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError
 from conveyor.domain.job import DEFAULT_QUEUE, Job, JobStatus
 from conveyor.store.base import Store
+from conveyor.transport.redis.batch import DispatchBatcher
 from conveyor.transport.redis.keys import QueueKeys, member
 from conveyor.transport.redis.link import RedisError, RedisLink
 from conveyor.transport.redis.worker_store import RedisWorkerStore
@@ -53,6 +54,7 @@ class RedisTransport:
         )
         self.deadline_ms = int(settings.redis_claim_deadline * 1000)
         self._keys: dict[str, QueueKeys] = {}
+        self._batcher = DispatchBatcher(self._send)
 
     def keys(self, queue: str) -> QueueKeys:
         k = self._keys.get(queue)
@@ -70,8 +72,7 @@ class RedisTransport:
         if not by_queue:
             return
         try:
-            for queue, members in by_queue.items():
-                await self.link.dispatch(keys=self.keys(queue).all(), args=members)
+            await self._batcher.add(by_queue)
         except RedisError as exc:
             self.link.failed(exc)
             return
@@ -81,6 +82,9 @@ class RedisTransport:
             if job.status is JobStatus.QUEUED:
                 metrics.TRANSPORT_DISPATCH_LAG.observe(max(0.0, (now - job.run_at).total_seconds()))
         metrics.TRANSPORT_DISPATCHED.labels("enqueue").inc(sum(map(len, by_queue.values())))
+
+    async def _send(self, queue: str, members: list[str]) -> object:
+        return await self.link.dispatch(keys=self.keys(queue).all(), args=members)
 
     async def sweep(self, store: Store) -> None:
         if not self.link.available():
