@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import time
 import uuid
 
@@ -28,6 +29,13 @@ from conveyor.store import open_store
 from conveyor.transport import open_transport
 
 BATCH = 1000
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time: on a loaded host the cost per job says more than the wall
+    clock (the worker runs in this process, the producer in its own)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def use_transport(name: str, redis_url: str, prefix: str) -> Settings:
@@ -64,23 +72,27 @@ async def run(
                     )
                 enqueued_in = time.perf_counter() - t0
             worker = bench_worker(worker_store, queue, concurrency, latencies)
-            t1 = time.perf_counter()
+            t1, cpu = time.perf_counter(), cpu_seconds()
             task = asyncio.create_task(worker.run())
             await drain(worker, jobs)
             worker.stop()
             await task
             drained_in = time.perf_counter() - t1
+            cpu = cpu_seconds() - cpu
             click.echo(
                 f"== transport {name}  store {url.split('?')[0]}  jobs {jobs}  c={concurrency}"
             )
             click.echo(
                 f"enqueue (service, batches of {BATCH}): {jobs / enqueued_in:,.0f} jobs/s; "
-                f"drain: {jobs / drained_in:,.0f} jobs/s ({drained_in:.2f} s)"
+                f"drain: {jobs / drained_in:,.0f} jobs/s ({drained_in:.2f} s), "
+                f"worker CPU {cpu / jobs * 1e6:.0f} µs/job"
             )
             for rate in rates:
                 steady: list[float] = []
                 queue = f"bench-{uuid.uuid4().hex[:8]}"
+                cpu = cpu_seconds()
                 await _steady(worker_store, url, queue, rate, duration, concurrency, steady)
+                click.echo(f"worker CPU: {(cpu_seconds() - cpu) / len(steady) * 1e6:.0f} µs/job")
         finally:
             await transport.close()
             await store.close()

@@ -72,10 +72,16 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest_asyncio.fixture
 async def redis_app(pg_url: str, redis_server: RedisServer) -> AsyncIterator[App]:
-    """An app on PostgreSQL and the Redis transport through `redis_server`."""
+    """An app on PostgreSQL and the Redis transport through `redis_server`. Leases of 30 s:
+    these runs count handler calls, and on a loaded host a 5 s lease can expire (and its job
+    rightly run again), which is the store's at-least-once, not the transport's doing."""
     app = App(
         settings=fast_settings(
-            pg_url, transport="redis", redis_url=redis_server.url, redis_claim_deadline=1.0
+            pg_url,
+            transport="redis",
+            redis_url=redis_server.url,
+            redis_claim_deadline=1.0,
+            lease_seconds=30.0,
         )
     )
     await app.open(migrate=True)

@@ -62,11 +62,14 @@ async def test_dispatch_orders_ids_and_a_claim_takes_and_acknowledges_them(
         claimed = await store.claim("w", ["default"], 2, 30.0)
         assert [j.id for j in claimed] == [high.id, low.id]
         assert all(j.status == JobStatus.RUNNING and j.worker_id == "w" for j in claimed)
-        assert await client.zcard(keys.processing) == 0  # acknowledged
         assert [member_id(m) for m in await client.zrange(keys.ready, 0, -1)] == [later.id]
+        assert await client.zcard(keys.processing) == 2  # until acknowledged...
 
-        await redis_app.service.cancel(later.id)  # nothing to do in Redis...
-        assert await store.claim("w", ["default"], 2, 30.0) == []  # ...the store refuses it
+        await redis_app.service.cancel(later.id)  # nothing to do in Redis:
+        assert await store.claim("w", ["default"], 2, 30.0) == []  # the store refuses it
+        # ...by the next take, which took `later`: acknowledged when the worker waits.
+        assert [member_id(m) for m in await client.zrange(keys.processing, 0, -1)] == [later.id]
+        await store.wait_for_jobs(["default"], 0.01)
         assert await client.zcard(keys.ready) == await client.zcard(keys.processing) == 0
     finally:
         await client.aclose()
@@ -115,7 +118,7 @@ from conveyor.transport.redis.transport import RedisTransport
 async def main() -> None:
     t = RedisTransport(Settings(transport="redis", redis_url=sys.argv[1]))
     keys = t.keys("default")
-    taken = await t.link.take(keys=[keys.ready, keys.processing], args=[1000, 1500])
+    taken = await t.link.take(keys=keys.all(), args=[1000, 1500])
     print(len(taken), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # dies between taking and claiming
 

@@ -1,6 +1,12 @@
--- Move up to ARGV[1] members, in claim order, from a queue's ready set into its processing
--- set, scored by their deadline: ARGV[2] ms after the Redis server's clock. Returns them.
--- KEYS: ready, processing.
+-- Acknowledge the members ARGV[3..] (this worker's previous take from this queue, whose store
+-- claim has committed: drop them from processing), then move up to ARGV[1] members, in claim
+-- order, from the ready set into processing, scored by their deadline: ARGV[2] ms after the
+-- Redis server's clock. If ids are still ready after that, wake the next waiting worker (one
+-- token at a time, never a herd). Returns the members taken.
+-- KEYS: ready, processing, wake.
+if #ARGV > 2 then
+  redis.call('ZREM', KEYS[2], unpack(ARGV, 3))
+end
 local items = redis.call('ZPOPMIN', KEYS[1], ARGV[1])
 if #items == 0 then
   return items
@@ -14,4 +20,7 @@ for i = 1, #items, 2 do
   taken[#taken + 1] = items[i]
 end
 redis.call('ZADD', KEYS[2], unpack(scored))
+if redis.call('ZCARD', KEYS[1]) > 0 and redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('RPUSH', KEYS[3], '1')
+end
 return taken

@@ -1,12 +1,14 @@
 """The Redis transport, worker side: a store whose `claim` takes ids from Redis.
 
 `claim` moves up to `limit` members from the worker's queues' ready sets into their
-processing sets (one script call per queue, queues taken in turn so none starves), claims
+processing sets (one script call per queue, queues taken in turn so none starves), then claims
 exactly those jobs in the store in one statement (`Store.claim_ids`: fencing tokens, pause
-and concurrency limits as in `claim`), then acknowledges them (drops them from processing).
-An id the store refuses is simply dropped. If the worker dies between taking and
-acknowledging, the members stay in processing until their deadline and the sweep puts them
-back. `wait_for_jobs` blocks on the queues' wake lists (BLPOP) instead of polling.
+and concurrency limits as in `claim`). An id the store refuses is simply dropped. Once the
+claim has committed the members are acknowledged (dropped from processing): by the next take
+from that queue, which carries them (one Redis call per claim, not two), or just before the
+worker waits. If the worker dies before that, the members stay in processing until their
+deadline and the sweep puts them back; the store then refuses the ones it had claimed.
+`wait_for_jobs` blocks on the queues' wake lists (BLPOP) instead of polling.
 
 Fallbacks, so that a job never waits on Redis alone: while Redis does not answer, `claim`
 and `wait_for_jobs` are the store's own; and after a wait that ended without a wake-up (one
@@ -42,6 +44,7 @@ class RedisWorkerStore:
         self._deadline_ms = deadline_ms
         self._poll_store = True  # the first claim looks in the store too
         self._turn = 0
+        self._unacked: dict[str, list[bytes]] = {}  # per queue: claimed, not acknowledged
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -58,6 +61,7 @@ class RedisWorkerStore:
             taken = await self._take(queues, limit)
         except RedisError as exc:
             link.failed(exc)
+            self._unacked.clear()  # left to their deadline
             return await self._store.claim(worker_id, queues, limit, lease_seconds)
         link.ok()
         if not taken:
@@ -69,13 +73,8 @@ class RedisWorkerStore:
         # A store error leaves the members in processing: the sweep recovers them after
         # their deadline.
         jobs = await self._store.claim_ids(worker_id, ids, lease_seconds)
-        claimed = {job.queue for job in jobs}
-        try:
-            for queue, members in taken:
-                flag = "1" if queue in claimed else "0"
-                await link.ack(keys=self._keys(queue).all(), args=[flag, *members])
-        except RedisError as exc:
-            link.failed(exc)  # unacknowledged members come back after their deadline, refused
+        for queue, members in taken:
+            self._unacked.setdefault(queue, []).extend(members)
         return jobs
 
     async def _take(self, queues: Sequence[str], limit: int) -> list[tuple[str, list[bytes]]]:
@@ -85,9 +84,9 @@ class RedisWorkerStore:
         taken: list[tuple[str, list[bytes]]] = []
         want = limit
         for queue in names[start:] + names[:start]:
-            keys = self._keys(queue)
+            done = self._unacked.pop(queue, [])
             members = await self._link.take(
-                keys=[keys.ready, keys.processing], args=[want, self._deadline_ms]
+                keys=self._keys(queue).all(), args=[want, self._deadline_ms, *done]
             )
             if members:
                 taken.append((queue, members))
@@ -101,11 +100,18 @@ class RedisWorkerStore:
             await self._store.wait_for_jobs(queues, timeout)
             return
         try:
+            await self._acknowledge()
             woken = await self._wait_wake(list(dict.fromkeys(queues)), max(timeout, 0.01))
         except RedisError as exc:
             self._link.failed(exc)
+            self._unacked.clear()
             return  # the next claim falls back to the store
         self._poll_store = not woken
+
+    async def _acknowledge(self) -> None:
+        while self._unacked:
+            queue, members = self._unacked.popitem()
+            await self._link.ack(keys=[self._keys(queue).processing], args=members)
 
     async def _wait_wake(self, queues: list[str], timeout: float) -> bool:
         """Block on the queues' wake lists; True if a token came. One BLPOP per queue, each on
