@@ -10,7 +10,9 @@ or a worker with maintenance), does per queue that workers serve or that has set
    (claim order) are offered again; the script adds only those neither ready nor being
    claimed. This is what brings in promoted delayed and retrying jobs, reaped and released
    jobs, and everything a flushed, failed-over or restarted Redis forgot. Paused queues are
-   skipped (their jobs would only be refused) and picked up on the first sweep after resume.
+   skipped (their jobs would only be refused) and picked up on the first sweep after resume,
+   and so is a queue whose ready set already holds `transport_sweep_limit` ids (re-offering
+   a full batch every tick would cost Redis and the store for nothing while workers are busy).
 
 The queues swept: those of the workers registered in the store (a dead one's row stays until
 it is pruned), those with settings, and `default`. A job offered twice is harmless: the
@@ -106,7 +108,9 @@ class RedisTransport:
             metrics.TRANSPORT_SIZE.labels(queue, "ready").set(ready)
             metrics.TRANSPORT_SIZE.labels(queue, "processing").set(processing)
             q = settings.get(queue)
-            if q is not None and q.paused:
+            if (q is not None and q.paused) or ready >= limit:
+                # Paused: its jobs would only be refused. A full batch already waiting in
+                # Redis keeps the workers busy; what Redis misses is offered once it drains.
                 continue
             due = await store.ready_jobs(queue, limit)
             if not due:
