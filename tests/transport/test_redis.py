@@ -105,6 +105,9 @@ async def test_an_idle_worker_wakes_on_submit_without_polling(
                 # A poll would take 30 s: the wake-up is Redis's.
                 assert started[-1] - submitted < 1.0
                 await wait_until(blocked, timeout=10, message="worker to block again")
+        # Stopped: its last claims acknowledged, nothing is left for the recovery.
+        keys = QueueKeys.of(app.settings.transport_key_prefix, "default")
+        assert await client.zcard(keys.processing) == 0
     finally:
         await client.aclose()
         await app.close()

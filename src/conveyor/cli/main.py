@@ -286,7 +286,10 @@ def scheduler(
         finally:
             await store.close()
 
-    run_async(go())
+    try:
+        run_async(go())
+    except ConveyorError as exc:  # e.g. the Redis transport without a Redis URL
+        raise click.ClickException(exc.message) from exc
 
 
 host_option = click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind")
@@ -408,7 +411,10 @@ def dev(
             )
             await asyncio.gather(w.run(), sched.run(), api.serve())
 
-    run_async(go())
+    try:
+        run_async(go())
+    except ConveyorError as exc:  # e.g. the Redis transport without a Redis URL
+        raise click.ClickException(exc.message) from exc
 
 
 def _service_call(store_url: str | None, fn: Callable[[App], Awaitable[T]]) -> T:

@@ -108,6 +108,12 @@ class RedisWorkerStore:
             return  # the next claim falls back to the store
         self._poll_store = not woken
 
+    async def deregister_worker(self, worker_id: str) -> None:
+        """A stopping worker acknowledges its last claims, leaving nothing to recover."""
+        with contextlib.suppress(RedisError):
+            await self._acknowledge()
+        await self._store.deregister_worker(worker_id)
+
     async def _acknowledge(self) -> None:
         while self._unacked:
             queue, members = self._unacked.popitem()
