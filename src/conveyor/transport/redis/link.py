@@ -25,6 +25,8 @@ log = structlog.get_logger("conveyor.transport")
 MIN_BACKOFF = 0.25
 MAX_BACKOFF = 5.0
 CONNECT_TIMEOUT = 1.0
+# A call that a submit waits for (the dispatch) gives up after this long.
+CALL_TIMEOUT = 2.0
 
 
 def _script(client: aioredis.Redis, name: str) -> AsyncScript:
@@ -35,12 +37,17 @@ def _script(client: aioredis.Redis, name: str) -> AsyncScript:
 
 
 class RedisLink:
-    def __init__(self, url: str, *, socket_timeout: float) -> None:
-        """`socket_timeout` must exceed the longest BLPOP a worker makes (its poll interval)."""
+    def __init__(self, url: str) -> None:
+        # No socket_timeout: with one, redis-py wraps every send in asyncio.wait_for, which on
+        # Python 3.11 can swallow a cancellation arriving as the send completes (the likely
+        # cause of a worker that once did not stop, mid-sweep, in the e2e tests). A dead
+        # Redis resets the connection or refuses it (CONNECT_TIMEOUT); calls a submit waits
+        # for are bounded by CALL_TIMEOUT (asyncio.timeout); a worker stuck on a hung Redis
+        # fails its liveness probe.
         self.client = aioredis.Redis.from_url(
             url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=min(CONNECT_TIMEOUT, socket_timeout),
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_keepalive=True,
             health_check_interval=0,
         )
         self.take = _script(self.client, "take")

@@ -34,7 +34,7 @@ from conveyor.domain.job import DEFAULT_QUEUE, Job, JobStatus
 from conveyor.store.base import Store
 from conveyor.transport.redis.batch import DispatchBatcher
 from conveyor.transport.redis.keys import QueueKeys, member
-from conveyor.transport.redis.link import RedisError, RedisLink
+from conveyor.transport.redis.link import CALL_TIMEOUT, RedisError, RedisLink
 from conveyor.transport.redis.worker_store import RedisWorkerStore
 
 PING_TIMEOUT = 1.0
@@ -50,10 +50,7 @@ class RedisTransport:
                 field="redis_url",
             )
         self.settings = settings
-        # Long enough for the longest BLPOP a worker makes (one poll interval).
-        self.link = RedisLink(
-            settings.redis_url, socket_timeout=max(2.0, 2 * settings.poll_interval + 1.0)
-        )
+        self.link = RedisLink(settings.redis_url)
         self.deadline_ms = int(settings.redis_claim_deadline * 1000)
         self._keys: dict[str, QueueKeys] = {}
         self._batcher = DispatchBatcher(self._send)
@@ -74,8 +71,9 @@ class RedisTransport:
         if not by_queue:
             return
         try:
-            await self._batcher.add(by_queue)
-        except RedisError as exc:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self._batcher.add(by_queue)
+        except (RedisError, TimeoutError) as exc:
             self.link.failed(exc)
             return
         self.link.ok()
@@ -137,7 +135,8 @@ class RedisTransport:
     async def problem(self) -> str | None:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(cast("Awaitable[bool]", self.link.client.ping()), PING_TIMEOUT)
+            async with asyncio.timeout(PING_TIMEOUT):
+                await cast("Awaitable[bool]", self.link.client.ping())
         except (RedisError, TimeoutError) as exc:
             self.link.failed(exc)
             return f"redis unreachable ({time.monotonic() - started:.1f}s): {self.link.last_error}"
