@@ -63,7 +63,8 @@ def _spawn(log: Path, store_url: str, *args: str, **env: str) -> subprocess.Pope
         "CONVEYOR_POLL_INTERVAL": "0.1",
         "CONVEYOR_HEARTBEAT_INTERVAL": "0.2",
         "CONVEYOR_MAINTENANCE_INTERVAL": "0.1",
-        "PYTHONPATH": str(REPO),
+        # The tests package from the repo; conveyor from wherever this run imports it.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         **env,
     }
     with log.open("wb") as out:
