@@ -8,6 +8,7 @@ CONVEYOR_REQUIRE_SERVICES is set (CI), in which case they fail loudly instead.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,6 +39,28 @@ def require_services(service: str, reason: str) -> None:
             pytrace=False,
         )
     pytest.skip(message)
+
+
+REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def _redis_up() -> str | None:
+    host_port = REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host, _, port = host_port.partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=1):
+            return None
+    except OSError as exc:
+        return f"{REDIS_URL}: {exc}"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    down = _redis_up()
+    if down:
+        require_services("Redis", down)
+    return REDIS_URL
 
 
 def with_schema(dsn: str, schema: str) -> str:

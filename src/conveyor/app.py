@@ -36,6 +36,7 @@ from conveyor.service.jobs import JobService
 from conveyor.service.maintenance import run_maintenance
 from conveyor.service.startup import ensure_migrated
 from conveyor.store import Store, open_store
+from conveyor.transport import Transport, open_transport
 from conveyor.worker.executor import Housekeeping, Worker
 from conveyor.worker.registry import Registry
 
@@ -65,6 +66,7 @@ class App:
         self.retry_policy = retry_policy
         self.registry = Registry()
         self._store: Store | None = None
+        self._transport: Transport | None = None
         self._service: JobService | None = None
 
     def job(
@@ -94,10 +96,19 @@ class App:
         return self._store
 
     @property
+    def transport(self) -> Transport:
+        """How this app's jobs reach its workers (`Settings.transport`)."""
+        if self._transport is None:
+            self._transport = open_transport(self.settings)
+        return self._transport
+
+    @property
     def service(self) -> JobService:
         if self._service is None:
             known = self.registry.names if self.check_types else None
-            self._service = JobService(self.store, self.settings, known_types=known)
+            self._service = JobService(
+                self.store, self.settings, known_types=known, transport=self.transport
+            )
         return self._service
 
     async def open(self, *, migrate: bool = False) -> App:
@@ -121,6 +132,10 @@ class App:
         return self
 
     async def close(self) -> None:
+        self._service = None
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
         if self._store is not None:
             await self._store.close()
             self._store = None
@@ -205,16 +220,16 @@ class App:
         maintenance: Housekeeping | bool = True,
         **kwargs: Any,
     ) -> Worker:
-        """A worker on this app's store. `maintenance` True (the default) also promotes due
-        jobs and reaps expired leases on it, so a lone worker needs no scheduler; False: none;
-        or the housekeeping to run instead."""
+        """A worker on this app's store, through its transport. `maintenance` True (the
+        default) also promotes due jobs, reaps expired leases and sweeps the transport, so a
+        lone worker needs no scheduler; False: none; or the housekeeping to run instead."""
         housekeeping: Housekeeping | None
         if maintenance is True:
-            housekeeping = functools.partial(run_maintenance, self.store)
+            housekeeping = functools.partial(run_maintenance, self.store, self.transport)
         else:
             housekeeping = maintenance or None
         return Worker(
-            self.store,
+            self.transport.worker_store(self.store),
             self.registry,
             queues=queues,
             concurrency=concurrency,

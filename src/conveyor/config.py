@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     api_token_ttl_days: float = Field(default=365.0, gt=0)
     api_token_cache_seconds: float = Field(default=2.0, ge=0)  # revocation lookups, per process
 
+    # transport (conveyor.transport): how ready jobs reach workers. "store": workers claim
+    # from the store; "redis": ready ids travel through Redis at redis_url, the store stays the
+    # truth (README, "The Redis transport"). Every process reads it; they may disagree safely.
+    transport: Literal["store", "redis"] = "store"
+    transport_key_prefix: str = "conveyor"
+    transport_sweep_limit: int = Field(default=1000, ge=1, le=100_000)  # per queue and sweep
+    # An id a worker took from Redis goes back to ready if its claim is not acknowledged by
+    # then (the worker died in between); a live worker acknowledges within milliseconds.
+    redis_claim_deadline: float = Field(default=10.0, gt=0)
+
     # rate limits ("N/second", "N/minute"...; the `limits` library's notation), sliding window
     redis_url: str | None = None  # shared limits across servers; in-process memory when unset
     rate_limit_enabled: bool = True

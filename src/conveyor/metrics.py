@@ -40,6 +40,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -107,6 +108,30 @@ EVENTS_PUBLISHED = Counter(
     "conveyor_events_published",
     "Lifecycle events the outbox relay published to Kafka (a re-publish counts again)",
 )
+
+# The Redis transport (conveyor.transport.redis); "via" says who put the ids in: the submit
+# ("enqueue") or the sweep ("sweep": promoted, reaped, released jobs and what Redis lost).
+TRANSPORT_DISPATCHED = Counter(
+    "conveyor_transport_dispatched", "Job ids added to a transport's ready set", ("via",)
+)
+TRANSPORT_RECOVERED = Counter(
+    "conveyor_transport_recovered",
+    "Ids taken by a worker that never acknowledged its claim, put back after their deadline",
+)
+TRANSPORT_DISPATCH_LAG = Histogram(
+    "conveyor_transport_dispatch_lag_seconds",
+    "From a job becoming ready (its run_at) to its id entering the transport",
+    buckets=WAIT_BUCKETS,
+)
+TRANSPORT_SIZE = Gauge(
+    "conveyor_transport_ids",
+    "Ids per queue in the transport, as of this process's last sweep (set: ready, processing)",
+    ("queue", "set"),
+)
+TRANSPORT_UP = Gauge(
+    "conveyor_transport_up", "1 while this process reaches its transport", ("transport",)
+)
+
 HTTP_REQUESTS = Counter(
     "conveyor_http_requests", "HTTP requests by route template", ("method", "route", "status")
 )

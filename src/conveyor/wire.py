@@ -419,7 +419,8 @@ class WorkerList(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str  # "ok", or "degraded" (ready, but a transport such as Redis is unreachable)
+    detail: str | None = None
 
 
 class FieldError(BaseModel):

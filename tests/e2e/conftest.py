@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 
 from conveyor import App
 from conveyor.config import Settings
+
+# Modules whose behaviour depends on how jobs reach workers run under both transports:
+# `pytestmark = TRANSPORTS` (the `app` fixture then runs once per transport).
+TRANSPORTS = pytest.mark.parametrize("transport", ["store", "redis"], indirect=True)
 
 
 def fast_settings(url: str, **kw: object) -> Settings:
@@ -25,8 +33,27 @@ def fast_settings(url: str, **kw: object) -> Settings:
 
 
 @pytest_asyncio.fixture
-async def app(store_url: str) -> AsyncIterator[App]:
-    a = App(settings=fast_settings(store_url))
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
+    """Settings of the transport under test ("store" unless parametrised): the Redis one uses
+    the local Redis under a key prefix of its own, deleted afterwards."""
+    if getattr(request, "param", "store") == "store":
+        yield {}
+        return
+    url = request.getfixturevalue("redis_url")
+    prefix = f"conveyor-test-{uuid.uuid4().hex[:12]}"
+    yield {"transport": "redis", "redis_url": url, "transport_key_prefix": prefix}
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def app(store_url: str, transport: dict[str, Any]) -> AsyncIterator[App]:
+    a = App(settings=fast_settings(store_url, **transport))
     await a.open(migrate=True)
     try:
         yield a

@@ -8,17 +8,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from conveyor import App, JobStatus
 from conveyor.worker.executor import THREAD_MARGIN
+from tests.e2e.conftest import TRANSPORTS
 from tests.helpers import child_pythonpath, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def spawn_worker(store_url: str, *args: str) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    store_url: str, *args: str, transport: dict[str, Any] | None = None
+) -> subprocess.Popen[bytes]:
+    """`conveyor worker` on the store, and on the transport of the `transport` fixture."""
     env = {
         **os.environ,
+        **{f"CONVEYOR_{k.upper()}": str(v) for k, v in (transport or {}).items()},
         "CONVEYOR_STORE_URL": store_url,
         "CONVEYOR_HEARTBEAT_INTERVAL": "0.2",
         "CONVEYOR_MAINTENANCE_INTERVAL": "0.1",
@@ -34,9 +40,12 @@ def spawn_worker(store_url: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-async def test_killed_worker_loses_nothing(app: App, store_url: str, tmp_path: Path) -> None:
+@TRANSPORTS
+async def test_killed_worker_loses_nothing(
+    app: App, store_url: str, transport: dict[str, Any], tmp_path: Path
+) -> None:
     job = await app.enqueue("proc.slow", {"marker_dir": str(tmp_path), "seconds": 60})
-    victim = spawn_worker(store_url, "--lease", "1")
+    victim = spawn_worker(store_url, "--lease", "1", transport=transport)
     try:
         await wait_until(
             lambda: (tmp_path / f"{job.id}.1").exists(),
@@ -49,7 +58,7 @@ async def test_killed_worker_loses_nothing(app: App, store_url: str, tmp_path: P
         assert victim.wait(10) == -signal.SIGKILL
     finally:
         victim.kill()
-    rescuer = spawn_worker(store_url, "--lease", "1")
+    rescuer = spawn_worker(store_url, "--lease", "1", transport=transport)
     try:
 
         async def completed() -> bool:
@@ -66,13 +75,16 @@ async def test_killed_worker_loses_nothing(app: App, store_url: str, tmp_path: P
     assert any("lease" in (e.message or "") for e in events)
 
 
-async def test_sigterm_lets_running_jobs_finish(app: App, store_url: str, tmp_path: Path) -> None:
+@TRANSPORTS
+async def test_sigterm_lets_running_jobs_finish(
+    app: App, store_url: str, transport: dict[str, Any], tmp_path: Path
+) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     jobs = await app.enqueue_many(
         [app.new_job("proc.slow", {"marker_dir": str(markers), "seconds": 1.0}) for _ in range(5)]
     )
-    worker = spawn_worker(store_url, "--grace", "20", "--concurrency", "10")
+    worker = spawn_worker(store_url, "--grace", "20", "--concurrency", "10", transport=transport)
     try:
         await wait_until(
             lambda: len(list(markers.iterdir())) == 5, timeout=20, message="all five jobs to start"
@@ -90,7 +102,7 @@ async def test_sigterm_lets_running_jobs_finish(app: App, store_url: str, tmp_pa
 
 
 async def test_sigterm_never_hands_back_a_running_sync_job(
-    app: App, store_url: str, tmp_path: Path
+    app: App, store_url: str, transport: dict[str, Any], tmp_path: Path
 ) -> None:
     """Issue 19: a sync handler still running at the end of `--grace` is not handed back
     (another worker would run it at the same time): the worker exits within grace + margin,
@@ -99,13 +111,13 @@ async def test_sigterm_never_hands_back_a_running_sync_job(
     log.touch()
     job = await app.enqueue("proc.sync_slow", {"log": str(log), "seconds": 60})
     grace = 2.0
-    first = spawn_worker(store_url, "--grace", str(grace), "--lease", "2")
+    first = spawn_worker(store_url, "--grace", str(grace), "--lease", "2", transport=transport)
     second: subprocess.Popen[bytes] | None = None
     try:
         await wait_until(lambda: "start" in log.read_text(), timeout=20, message="job to start")
         first.send_signal(signal.SIGTERM)
         signalled = time.time()
-        second = spawn_worker(store_url, "--lease", "2")
+        second = spawn_worker(store_url, "--lease", "2", transport=transport)
         await wait_until(
             lambda: first.poll() is not None, timeout=30, interval=0.02, message="first to exit"
         )

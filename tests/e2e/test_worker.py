@@ -14,7 +14,10 @@ import pytest
 
 from conveyor import App, JobContext, JobStatus, NonRetryable, RetryPolicy
 from conveyor.worker import Worker, executor
+from tests.e2e.conftest import TRANSPORTS
 from tests.helpers import transitions, wait_until
+
+pytestmark = TRANSPORTS
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,29 +18,7 @@ from conveyor.domain.records import Role
 from conveyor.security.passwords import PasswordHasher
 from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.store import Store
-from tests.conftest import require_services
 from tests.security.keys import TEST_SECRET
-
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-
-
-def _redis_up() -> str | None:
-    host_port = REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    host, _, port = host_port.partition(":")
-    try:
-        with socket.create_connection((host, int(port or 6379)), timeout=1):
-            return None
-    except OSError as exc:
-        return f"{REDIS_URL}: {exc}"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    down = _redis_up()
-    if down:
-        require_services("Redis", down)
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from conveyor.domain.errors import ConfigError
 from conveyor.domain.records import Role, WorkerInfo
 from conveyor.security.tokens import TokenCodec, TokenType
 from conveyor.store import Store
+from tests.conftest import DEAD_REDIS_URL
 from tests.helpers import utcnow, wait_until
 from tests.security.conftest import (
-    DEAD_REDIS_URL,
     AppFactory,
     access_token,
     bearer,

@@ -11,8 +11,8 @@ from conveyor.domain.errors import LimiterUnavailable
 from conveyor.domain.records import Role
 from conveyor.security import ratelimit
 from conveyor.security.ratelimit import RateLimiter, parse_limit
+from tests.conftest import DEAD_REDIS_URL
 from tests.helpers import wait_until
-from tests.security.conftest import DEAD_REDIS_URL
 
 
 @pytest.fixture(params=["memory", "redis"])

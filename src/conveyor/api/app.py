@@ -111,6 +111,8 @@ def create_app(
                 yield
         finally:
             await stop_connecting(connecting)
+            if service is None:
+                await svc.close()  # the service this app built (its transport)
             if owned is not None:
                 await owned.close()
 

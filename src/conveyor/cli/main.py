@@ -76,6 +76,15 @@ def _on_signals(first: Callable[[], None], second: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, handler)
 
 
+transport_option = click.option(
+    "--transport",
+    type=click.Choice(["store", "redis"]),
+    default=None,
+    help="how ready jobs reach workers (env CONVEYOR_TRANSPORT; default store); redis needs "
+    "CONVEYOR_REDIS_URL",
+)
+
+
 @click.group()
 @click.option("--log-level", envvar="CONVEYOR_LOG_LEVEL", default="INFO")
 @click.option(
@@ -123,12 +132,16 @@ metrics_host_option = click.option(
 
 @contextlib.asynccontextmanager
 async def _probes(
-    host: str, port: int | None, live: probes.Check, ready: probes.Check
+    host: str,
+    port: int | None,
+    live: probes.Check,
+    ready: probes.Check,
+    degraded: probes.Check | None = None,
 ) -> AsyncIterator[None]:
     if port is None:
         yield
         return
-    server = probes.ProbeServer(host, port, live, ready)
+    server = probes.ProbeServer(host, port, live, ready, degraded)
     await server.start()
     try:
         yield
@@ -139,6 +152,7 @@ async def _probes(
 @main.command()
 @click.argument("app_target", metavar="APP")
 @store_option
+@transport_option
 @click.option(
     "--queues",
     "-q",
@@ -161,6 +175,7 @@ async def _probes(
 def worker(
     app_target: str,
     store_url: str | None,
+    transport: str | None,
     queues: str | None,
     concurrency: int | None,
     grace: float | None,
@@ -174,7 +189,7 @@ def worker(
     remotely over gRPC (the same executor; the server does promotion and lease reaping)."""
     app = load_app(app_target)
     app.settings = layered_settings(
-        app.settings, store_url, shutdown_grace=grace, lease_seconds=lease
+        app.settings, store_url, shutdown_grace=grace, lease_seconds=lease, transport=transport
     )
     queue_list = queues.split(",") if queues else None
     started: list[Worker] = []
@@ -191,7 +206,7 @@ def worker(
             return await probes.store_reachable(ping)
 
         _on_signals(w.stop, lambda: w.stop(immediate=True))
-        async with _probes(metrics_host, metrics_port, live, ready):
+        async with _probes(metrics_host, metrics_port, live, ready, app.transport.problem):
             freeze_startup_heap()
             await w.run()
 
@@ -254,11 +269,15 @@ def _exit_past_running_threads(workers: list[Worker]) -> None:
 
 @main.command()
 @store_option
+@transport_option
 @metrics_port_option
 @metrics_host_option
-def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str) -> None:
-    """Promote delayed jobs, reap expired leases, fire cron schedules, prune old jobs."""
-    settings = settings_for(store_url)
+def scheduler(
+    store_url: str | None, transport: str | None, metrics_port: int | None, metrics_host: str
+) -> None:
+    """Promote delayed jobs, reap expired leases, fire cron schedules, prune old jobs (and,
+    on the Redis transport, recover and re-dispatch what Redis lost)."""
+    settings = settings_for(store_url, transport=transport)
 
     async def go() -> None:
         store = open_store(settings.store_url, publish_events=settings.publishes_events)
@@ -275,14 +294,14 @@ def scheduler(store_url: str | None, metrics_port: int | None, metrics_host: str
                 return await probes.store_reachable(store.ping)
 
             _on_signals(s.stop, s.stop)
-            async with _probes(metrics_host, metrics_port, live, ready):
+            async with _probes(metrics_host, metrics_port, live, ready, s.transport.problem):
                 await s.run()
         finally:
             await store.close()
 
     try:
         run_async(go())
-    except ConveyorError as exc:  # e.g. the schema is missing: say which store and what to run
+    except ConveyorError as exc:  # e.g. a missing schema, or the Redis transport without a URL
         raise click.ClickException(exc.message) from exc
 
 
@@ -292,6 +311,7 @@ port_option = click.option("--port", type=int, default=8080, show_default=True, 
 
 @main.command()
 @store_option
+@transport_option
 @host_option
 @port_option
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
@@ -304,6 +324,7 @@ port_option = click.option("--port", type=int, default=8080, show_default=True, 
 @click.option("--grpc-host", default=None, help="gRPC bind (default: --host)")
 def server(
     store_url: str | None,
+    transport: str | None,
     host: str,
     port: int,
     access_log: bool,
@@ -313,7 +334,7 @@ def server(
     """Serve the HTTP API and gRPC. Run `conveyor migrate` first: servers never migrate."""
     from conveyor.api import create_app
 
-    settings = settings_for(store_url, grpc_port=grpc_port)
+    settings = settings_for(store_url, grpc_port=grpc_port, transport=transport)
     if not settings.auth_enabled:
         click.echo(
             "WARNING: auth is disabled (CONVEYOR_AUTH_ENABLED=false): anyone who "
@@ -337,19 +358,25 @@ def server(
 
 @main.command()
 @store_option
+@transport_option
 @click.option("--app", "app_target", default="conveyor.cli.demo:app", show_default=True)
 @click.option("--concurrency", "-c", type=int, default=None)
 @host_option
 @port_option
 def dev(
-    store_url: str | None, app_target: str, concurrency: int | None, host: str, port: int
+    store_url: str | None,
+    transport: str | None,
+    app_target: str,
+    concurrency: int | None,
+    host: str,
+    port: int,
 ) -> None:
     """Everything in one process on a SQLite file: migrations, API, worker, scheduler."""
     from conveyor.api import create_app
     from conveyor.cli.serve import start_dev_grpc
 
     app = load_app(app_target)
-    app.settings = dev_settings(layered_settings(app.settings, store_url))
+    app.settings = dev_settings(layered_settings(app.settings, store_url, transport=transport))
     configure_logging(app.settings.log_level, "console")
 
     async def go() -> None:
@@ -358,7 +385,7 @@ def dev(
             admin_password = await bootstrap_admin(app.store, app.settings)
             # Every queue, so a job submitted to any queue runs (handler or dead letter).
             w = app.worker(queues=[ALL_QUEUES], concurrency=concurrency)
-            sched = Scheduler(app.store, app.settings)
+            sched = Scheduler(app.store, app.settings, transport=app.transport)
             grpc_server = await start_dev_grpc(app.service, host)
             api = EmbeddedServer(
                 uvicorn.Config(
@@ -403,7 +430,10 @@ def dev(
                 if grpc_server is not None:
                     await grpc_server.stop(0)
 
-    run_async(go())
+    try:
+        run_async(go())
+    except ConveyorError as exc:  # e.g. the Redis transport without a Redis URL
+        raise click.ClickException(exc.message) from exc
 
 
 @main.command()

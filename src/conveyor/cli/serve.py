@@ -92,6 +92,7 @@ async def serve_http_and_grpc(
             await asyncio.gather(http_lifetime(), grpc_lifetime())
     finally:
         await stop_connecting(connecting)
+        await service.close()
         await store.close()
 
 

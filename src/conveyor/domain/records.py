@@ -63,6 +63,16 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadyJob:
+    """A queued, due job as a transport orders it (priority desc, run_at, id)."""
+
+    id: uuid.UUID
+    queue: str
+    priority: int
+    run_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class JobEvent:
     id: int
     job_id: uuid.UUID

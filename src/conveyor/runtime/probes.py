@@ -37,7 +37,10 @@ def _json(status: int, body: dict[str, object]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def probe_app(live: Check, ready: Check) -> Starlette:
+def probe_app(live: Check, ready: Check, degraded: Check | None = None) -> Starlette:
+    """`degraded`: a dependency whose outage costs latency, not service (the Redis
+    transport): /readyz stays 200 and says "degraded" with the reason."""
+
     async def metrics_endpoint(_: Request) -> Response:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
@@ -55,7 +58,16 @@ def probe_app(live: Check, ready: Check) -> Starlette:
         return await run(live)
 
     async def readyz(_: Request) -> Response:
-        return await run(ready)
+        answer = await run(ready)
+        if degraded is None or answer.status_code != 200:
+            return answer
+        try:
+            problem = await degraded()
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is None:
+            return answer
+        return _json(200, {"status": "degraded", "detail": problem})
 
     return Starlette(
         routes=[
@@ -76,10 +88,12 @@ class _QuietServer(uvicorn.Server):
 
 
 class ProbeServer:
-    def __init__(self, host: str, port: int, live: Check, ready: Check) -> None:
+    def __init__(
+        self, host: str, port: int, live: Check, ready: Check, degraded: Check | None = None
+    ) -> None:
         self.server = _QuietServer(
             uvicorn.Config(
-                probe_app(live, ready),
+                probe_app(live, ready, degraded),
                 host=host,
                 port=port,
                 access_log=False,

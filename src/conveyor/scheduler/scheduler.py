@@ -26,6 +26,7 @@ from conveyor.domain.job import Job
 from conveyor.service.jobs import retention_cutoffs, schedule_job
 from conveyor.service.maintenance import run_maintenance
 from conveyor.store.base import Store
+from conveyor.transport import Transport, open_transport
 from conveyor.transport.relay import relaying
 
 log = structlog.get_logger("conveyor.scheduler")
@@ -55,9 +56,14 @@ class Scheduler:
         *,
         holder: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transport: Transport | None = None,
     ) -> None:
+        """`transport`: the one whose sweep runs with the housekeeping; by default the one the
+        settings name, owned (closed when `run` ends) by this scheduler."""
         self.store = store
         self.settings = settings or Settings()
+        self._owns_transport = transport is None
+        self.transport = transport or open_transport(self.settings)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self.is_leader = False
@@ -86,6 +92,8 @@ class Scheduler:
             if self.is_leader:
                 with contextlib.suppress(Exception):
                     await self.store.resign(LEADERSHIP, self.holder)
+            if self._owns_transport:
+                await self.transport.close()
             log.info("scheduler stopped", holder=self.holder)
 
     def sleep_after(self, report: TickReport) -> float:
@@ -101,7 +109,7 @@ class Scheduler:
 
     async def tick(self) -> TickReport:
         report = TickReport()
-        report.promoted, reaped = await run_maintenance(self.store)
+        report.promoted, reaped = await run_maintenance(self.store, self.transport)
         report.reaped = len(reaped)
         was_leader = self.is_leader
         self.is_leader = await self.store.try_lead(
@@ -141,6 +149,7 @@ class Scheduler:
             )
             if job is not None:
                 fired.append(job)
+                await self.transport.dispatch((job,))
                 metrics.job_series(job.queue, job.type).enqueued.inc()
                 log.info(
                     "schedule fired",

@@ -55,6 +55,7 @@ from conveyor.service.coalesce import SubmitCoalescer
 from conveyor.service.maintenance import run_maintenance
 from conveyor.service.throughput import ThroughputHistory, ThroughputPoint
 from conveyor.store.base import Store
+from conveyor.transport import Transport, open_transport
 
 # validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
 _NEW_JOB_FIELDS = [
@@ -97,13 +98,23 @@ class JobService:
         *,
         known_types: Callable[[], Sequence[str]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transport: Transport | None = None,
     ) -> None:
+        """`transport`: how ready jobs reach workers; by default the one the settings name,
+        owned (and closed by `close`) by this service."""
         self.store = store
         self.settings = settings or Settings()
         self.known_types = known_types
         self.clock = clock
         self._coalescer = SubmitCoalescer(store, linger=self.settings.submit_linger)
         self._throughput = ThroughputHistory(store)
+        self._owns_transport = transport is None
+        self.transport = transport or open_transport(self.settings)
+        self._dispatching = self.transport.name != "store"
+
+    async def close(self) -> None:
+        if self._owns_transport:
+            await self.transport.close()
 
     # -- readiness and housekeeping ------------------------------------------------------
     async def ping(self) -> None:
@@ -114,7 +125,7 @@ class JobService:
 
     async def maintain(self) -> tuple[int, list[ReapedJob]]:
         """Promote due jobs and reap expired leases (safe from any number of processes)."""
-        return await run_maintenance(self.store)
+        return await run_maintenance(self.store, self.transport)
 
     # -- submitting --------------------------------------------------------------------
     def validate(self, job: NewJob) -> NewJob:
@@ -200,6 +211,8 @@ class JobService:
         """One job; concurrent calls share a store round trip (see SubmitCoalescer)."""
         result = await self._coalescer.submit(self._confine(self.validate(job), tenant))
         metrics.count_enqueued((result,))
+        if self._dispatching and result.created:
+            await self.transport.dispatch((result.job,))
         return result
 
     async def submit_many(
@@ -222,6 +235,8 @@ class JobService:
                 ) from exc
         results = await self.store.enqueue_many(checked)
         metrics.count_enqueued(results)
+        if self._dispatching:
+            await self.transport.dispatch([r.job for r in results if r.created])
         return results
 
     # -- reading -----------------------------------------------------------------------
@@ -271,7 +286,10 @@ class JobService:
             await self._visible(job_id, tenant)
         if payload is not None:
             check_json(payload, "payload", self.settings.max_payload_bytes)
-        return await self.store.requeue_dead(job_id, payload)
+        job = await self.store.requeue_dead(job_id, payload)
+        if self._dispatching:
+            await self.transport.dispatch((job,))
+        return job
 
     async def discard(self, job_ids: Sequence[uuid.UUID]) -> int:
         return await self.store.discard_dead(job_ids)

@@ -37,6 +37,7 @@ from conveyor.domain.records import (
     JobPage,
     Lease,
     QueueSettings,
+    ReadyJob,
     ReapedJob,
     Release,
     Schedule,
@@ -112,6 +113,19 @@ class Store(Protocol):
         lease_expires_at = now + lease_seconds, started_at = now. Never hands one job to two
         claimers. Returns the jobs as they are after the claim. `queues` of [ALL_QUEUES]:
         from every queue."""
+
+    async def claim_ids(
+        self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        """`claim`, restricted to exactly these jobs (a transport handed their ids to the
+        worker): those of them that are queued and due, in a queue that is not paused and
+        within its `concurrency` limit, become running as in `claim` (fresh lease_token).
+        Any other id (cancelled, claimed by someone else, finished, unknown, a duplicate) is
+        skipped. One statement; the jobs come back in claim order."""
+
+    async def ready_jobs(self, queue: str, limit: int) -> list[ReadyJob]:
+        """Up to `limit` queued, due jobs of `queue`, in claim order: what a transport
+        re-dispatches when it may have lost them."""
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         """running -> completed with result and finished_at. Returns the ids that applied."""

@@ -62,6 +62,7 @@ from conveyor.domain.records import (
     JobPage,
     Lease,
     QueueSettings,
+    ReadyJob,
     ReapedJob,
     Release,
     Role,
@@ -817,6 +818,33 @@ class PostgresStore:
             else:
                 rows = await conn.fetch(self._q.claim_many, names, limit, worker_id, lease, [])
         return [_job(r) for r in rows]
+
+    @_unavailable_as_store_error
+    async def claim_ids(
+        self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        if not job_ids:
+            return []
+        ids = list(dict.fromkeys(job_ids))
+        lease = float(lease_seconds)
+        # The same held connection as `claim`: a worker's fetch loop makes one call at a time.
+        async with self.claim_conn.acquire() as conn:
+            limited = sorted(await self._limited_queues(conn))
+            if limited:
+                # As in `claim`: lock the limited queues' rows, so their running counts are
+                # current. The ids' queues are not known before the statement, so every
+                # limited queue is locked; only stores that have such queues pay for it.
+                async with conn.transaction():
+                    locked = [r["name"] for r in await conn.fetch(Q.lock_limited_queues, limited)]
+                    rows = await conn.fetch(self._q.claim_ids, ids, worker_id, lease, locked)
+            else:
+                rows = await conn.fetch(self._q.claim_ids, ids, worker_id, lease, [])
+        return [_job(r) for r in rows]
+
+    @_unavailable_as_store_error
+    async def ready_jobs(self, queue: str, limit: int) -> list[ReadyJob]:
+        rows = await self.pool.fetch(Q.ready_jobs, queue, limit)
+        return [ReadyJob(r["id"], r["queue"], r["priority"], r["run_at"]) for r in rows]
 
     @_unavailable_as_store_error
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:

@@ -93,6 +93,7 @@ from conveyor.domain.records import (
     JobPage,
     Lease,
     QueueSettings,
+    ReadyJob,
     ReapedJob,
     Release,
     Role,
@@ -1159,6 +1160,51 @@ class SQLiteStore:
             return []
         # The rows become jobs after the commit: the write lock is held for the SQL alone.
         return [_row_to_job(r) for r in rows]
+
+    async def claim_ids(
+        self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
+    ) -> list[Job]:
+        if not job_ids:
+            return []
+        wanted_json = _dumps(list(dict.fromkeys(str(i) for i in job_ids)))
+
+        def tx(conn: sqlite3.Connection) -> list[Row]:
+            now = _now_us()
+            candidates = _fetch(conn, Q.select_claimable_ids, (wanted_json, now))
+            if not candidates:
+                return []
+            queues = _dumps(sorted({q for _, q in candidates}))
+            room: dict[str, int] = {}
+            for name, is_paused, concurrency, running in _fetch(
+                conn, Q.select_claim_settings, (queues,)
+            ):
+                if is_paused:
+                    room[name] = 0
+                elif concurrency is not None:
+                    room[name] = concurrency - running
+            picked = []
+            for job_id, queue in candidates:  # in claim order: each queue's room goes first
+                left = room.get(queue)
+                if left is None:
+                    picked.append(job_id)
+                elif left > 0:
+                    room[queue] = left - 1
+                    picked.append(job_id)
+            if not picked:
+                return []
+            params = (worker_id, now + _seconds_us(lease_seconds), now, now, _dumps(picked))
+            rows = _fetch(conn, Q.claim_ids, params)
+            rows.sort(key=_claim_order)
+            if rows and self.publishes_events:
+                _outbox(conn, JobStatus.QUEUED, [r[0] for r in rows])
+            return rows
+
+        rows = await self._write(tx)
+        return [_row_to_job(r) for r in rows]
+
+    async def ready_jobs(self, queue: str, limit: int) -> list[ReadyJob]:
+        rows = await self._read(Q.ready_jobs, (queue, _now_us(), limit))
+        return [ReadyJob(_uuid(r[0]), r[1], r[2], _from_us(r[3])) for r in rows]
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         items, keys = _unique_by_job(completions)

@@ -1,3 +1,21 @@
-"""How what happens in the store reaches the outside: the Kafka relay of the outbox (lifecycle
-events, the dead-letter topic) and the format of what it publishes. The store stays the truth:
-everything here can be lost and is published again from the outbox."""
+"""Between the store and the outside: how a ready job reaches a worker (see `base`: the store
+itself by default, or Redis), and how what happens in the store reaches other services (the
+Kafka relay of the outbox, `relay` and `events`). The store stays the truth: everything here
+can be lost and is dispatched or published again from the store."""
+
+from __future__ import annotations
+
+from conveyor.config import Settings
+from conveyor.transport.base import StoreTransport, Transport
+
+
+def open_transport(settings: Settings) -> Transport:
+    """The transport `settings.transport` names. Connections open on first use."""
+    if settings.transport == "redis":
+        from conveyor.transport.redis.transport import RedisTransport
+
+        return RedisTransport(settings)
+    return StoreTransport()
+
+
+__all__ = ["StoreTransport", "Transport", "open_transport"]

@@ -43,4 +43,8 @@ async def readyz(svc: Service) -> Response:
             f"store not usable ({type(exc).__name__}); is it reachable and migrated "
             "(conveyor migrate)?",
         )
+    # A transport's outage (Redis) costs latency, not service: ready, and saying so.
+    degraded = await svc.transport.problem()
+    if degraded is not None:
+        return JSONBytes({"status": "degraded", "detail": degraded})
     return JSONBytes({"status": "ok"})

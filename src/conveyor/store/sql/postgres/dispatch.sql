@@ -1,0 +1,51 @@
+-- What a transport in front of the store (conveyor.transport) asks of it: claim the exact jobs
+-- a worker took from the transport, and list the ready jobs a transport may have lost.
+
+-- name: claim_ids
+-- The jobs $1 that `claim` could take now, and no others: queued, due, their queue not paused
+-- and, for a queue with a concurrency limit, at most its room (lowest claim order first).
+-- Limited queues take part only when named in $4, which the caller passes after locking their
+-- rows (lock_limited_queues), as claim_many does. Ids that are not claimable (cancelled, taken
+-- by another worker, finished, unknown) are skipped: the caller learns of them by omission.
+-- Like every claim, no job_events row (the job row holds it: store.common.audit_trail).
+WITH cand AS (
+    SELECT j.id, j.queue, j.priority, j.run_at FROM jobs j
+     WHERE j.id = ANY($1::uuid[]) AND j.status = 'queued' AND j.run_at <= now()
+       FOR UPDATE SKIP LOCKED
+), room AS (
+    SELECT q.name,
+           CASE WHEN s.concurrency IS NULL THEN 2147483647
+                ELSE s.concurrency - (
+                         SELECT count(*) FROM jobs r
+                          WHERE r.status = 'running' AND r.queue = q.name)::int
+           END AS room
+      FROM (SELECT DISTINCT queue AS name FROM cand) q
+      LEFT JOIN queues s ON s.name = q.name
+     WHERE s.name IS NULL
+        OR (NOT s.paused AND (s.concurrency IS NULL OR s.name = ANY($4::text[])))
+), picked AS (
+    SELECT c.id
+      FROM (SELECT cand.*, row_number() OVER (
+                       PARTITION BY queue ORDER BY priority DESC, run_at, id) AS n
+              FROM cand) c
+      JOIN room r ON r.name = c.queue
+     WHERE c.n <= r.room
+), claimed AS (
+    UPDATE jobs
+       SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+           worker_id = $2, lease_expires_at = now() + $3::float8 * interval '1 second',
+           started_at = now(), updated_at = now()
+     WHERE id IN (SELECT id FROM picked)
+    RETURNING {{job_columns}}
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id
+
+-- name: ready_jobs
+-- Queued, due jobs of one queue in claim order (a walk of jobs_claim_idx that LIMIT stops).
+SELECT id, queue, priority, run_at FROM jobs
+ WHERE status = 'queued' AND queue = $1 AND run_at <= now()
+ ORDER BY priority DESC, run_at, id
+ LIMIT $2

@@ -1,0 +1,141 @@
+"""The Redis transport, worker side: a store whose `claim` takes ids from Redis.
+
+`claim` moves up to `limit` members from the worker's queues' ready sets into their
+processing sets (one script call per queue, queues taken in turn so none starves), then claims
+exactly those jobs in the store in one statement (`Store.claim_ids`: fencing tokens, pause
+and concurrency limits as in `claim`). An id the store refuses is simply dropped. Once the
+claim has committed the members are acknowledged (dropped from processing): by the next take
+from that queue, which carries them (one Redis call per claim, not two), or just before the
+worker waits. If the worker dies before that, the members stay in processing until their
+deadline and the sweep puts them back; the store then refuses the ones it had claimed.
+`wait_for_jobs` blocks on the queues' wake lists (BLPOP) instead of polling.
+
+Fallbacks, so that a job never waits on Redis alone: while Redis does not answer, `claim`
+and `wait_for_jobs` are the store's own; and after a wait that ended without a wake-up (one
+poll interval of silence), the next empty take also asks the store, once. That keeps a
+Redis-transport worker running jobs that nobody dispatched: submitted by a process on the
+store transport, or while Redis was down and before a sweep. Every other method is the
+store's (`__getattr__`), so this object is a Store to whoever holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
+
+from conveyor.domain.job import Job
+from conveyor.store.base import Store
+from conveyor.transport.redis.keys import QueueKeys, member_id
+from conveyor.transport.redis.link import RedisError, RedisLink
+
+
+class RedisWorkerStore:
+    def __init__(
+        self, store: Store, link: RedisLink, keys: Callable[[str], QueueKeys], deadline_ms: int
+    ) -> None:
+        """`keys`: a queue's keys; `deadline_ms`: how long a taken id may wait for its
+        acknowledged claim before the sweep puts it back."""
+        self._store = store
+        self._link = link
+        self._keys = keys
+        self._deadline_ms = deadline_ms
+        self._poll_store = True  # the first claim looks in the store too
+        self._turn = 0
+        self._unacked: dict[str, list[bytes]] = {}  # per queue: claimed, not acknowledged
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        link = self._link
+        if not link.available():
+            return await self._store.claim(worker_id, queues, limit, lease_seconds)
+        try:
+            taken = await self._take(queues, limit)
+        except RedisError as exc:
+            link.failed(exc)
+            self._unacked.clear()  # left to their deadline
+            return await self._store.claim(worker_id, queues, limit, lease_seconds)
+        link.ok()
+        if not taken:
+            if self._poll_store:
+                self._poll_store = False
+                return await self._store.claim(worker_id, queues, limit, lease_seconds)
+            return []
+        ids: list[uuid.UUID] = [member_id(m) for _, members in taken for m in members]
+        # A store error leaves the members in processing: the sweep recovers them after
+        # their deadline.
+        jobs = await self._store.claim_ids(worker_id, ids, lease_seconds)
+        for queue, members in taken:
+            self._unacked.setdefault(queue, []).extend(members)
+        return jobs
+
+    async def _take(self, queues: Sequence[str], limit: int) -> list[tuple[str, list[bytes]]]:
+        names = list(dict.fromkeys(queues))
+        start = self._turn % len(names)
+        self._turn += 1
+        taken: list[tuple[str, list[bytes]]] = []
+        want = limit
+        for queue in names[start:] + names[:start]:
+            done = self._unacked.pop(queue, [])
+            members = await self._link.take(
+                keys=self._keys(queue).all(), args=[want, self._deadline_ms, *done]
+            )
+            if members:
+                taken.append((queue, members))
+                want -= len(members)
+                if want <= 0:
+                    break
+        return taken
+
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        if not self._link.available() or not queues:
+            await self._store.wait_for_jobs(queues, timeout)
+            return
+        try:
+            await self._acknowledge()
+            woken = await self._wait_wake(list(dict.fromkeys(queues)), max(timeout, 0.01))
+        except RedisError as exc:
+            self._link.failed(exc)
+            self._unacked.clear()
+            return  # the next claim falls back to the store
+        self._poll_store = not woken
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        """A stopping worker acknowledges its last claims, leaving nothing to recover."""
+        with contextlib.suppress(RedisError):
+            await self._acknowledge()
+        await self._store.deregister_worker(worker_id)
+
+    async def _acknowledge(self) -> None:
+        while self._unacked:
+            queue, members = self._unacked.popitem()
+            await self._link.ack(keys=[self._keys(queue).processing], args=members)
+
+    async def _wait_wake(self, queues: list[str], timeout: float) -> bool:
+        """Block on the queues' wake lists; True if a token came. One BLPOP per queue, each on
+        its own connection: keys of several queues live in different Cluster slots."""
+        client = self._link.client
+
+        def blpop(queue: str) -> Awaitable[Any]:
+            return cast("Awaitable[Any]", client.blpop([self._keys(queue).wake], timeout))
+
+        if len(queues) == 1:
+            return await blpop(queues[0]) is not None
+        waits = [asyncio.ensure_future(blpop(q)) for q in queues]
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            for w in waits:
+                with contextlib.suppress(asyncio.CancelledError, RedisError):
+                    await w
+        return any(w.result() is not None for w in done if not w.cancelled() and not w.exception())
