@@ -253,3 +253,14 @@ def child_pythonpath() -> str:
     (the tests' handler apps), then what the test run itself was given."""
     parts = [str(_REPO / "src"), str(_REPO), os.environ.get("PYTHONPATH", "")]
     return os.pathsep.join(p for p in parts if p)
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Any) -> AsyncIterator[Any]:
+    """Run a worker for the block; stop it (gracefully) and wait for it afterwards."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 10)

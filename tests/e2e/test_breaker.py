@@ -4,25 +4,11 @@ probe succeeds and every job completes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from conveyor import App, JobStatus, RetryPolicy
-from conveyor.worker import Worker
 from tests.e2e.conftest import fast_settings
-from tests.helpers import wait_until
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
+from tests.helpers import running, wait_until
 
 
 async def worker_breakers(app: App) -> dict[str, Any]:

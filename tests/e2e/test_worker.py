@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from conveyor import App, JobContext, JobStatus, NonRetryable, RetryPolicy
-from conveyor.worker import Worker, executor
+from conveyor.worker import executor
 from tests.e2e.conftest import TRANSPORTS
-from tests.helpers import transitions, wait_until
+from tests.helpers import running, transitions, wait_until
 
 pytestmark = TRANSPORTS
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def until_status(app: App, job_id: Any, *statuses: JobStatus, timeout: float = 10) -> Any:

@@ -4,7 +4,6 @@ state gauges read from live objects, store stats from a cache, HTTP routes by te
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,23 +15,12 @@ from prometheus_client import REGISTRY
 from conveyor import App, JobContext, NonRetryable, metrics
 from conveyor.api import create_app
 from conveyor.store import open_store
-from conveyor.worker import Worker
 from tests.e2e.conftest import fast_settings
-from tests.helpers import wait_until
+from tests.helpers import running, wait_until
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ polling, recovery of a dead worker's taken ids, Redis down at start-up, mixed tr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -19,21 +17,10 @@ from conveyor import App, JobStatus
 from conveyor.runtime.probes import probe_app
 from conveyor.transport.redis.keys import QueueKeys, member_id
 from conveyor.transport.redis.transport import RedisTransport
-from conveyor.worker import Worker
 from tests.conftest import DEAD_REDIS_URL
 from tests.e2e.conftest import fast_settings
-from tests.helpers import wait_until
+from tests.helpers import running, wait_until
 from tests.transport.conftest import RedisServer
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 def transport_of(app: App) -> RedisTransport:

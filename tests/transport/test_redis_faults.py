@@ -4,17 +4,14 @@ run of thousands of jobs. Every job completes, and none is claimed twice in the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from conveyor import App, JobStatus
-from conveyor.worker import Worker
-from tests.helpers import wait_until
+from tests.helpers import running, wait_until
 from tests.transport.conftest import RedisServer
 
 BATCH = 100
@@ -23,16 +20,6 @@ BATCH = 100
 def dispatched(via: str) -> float:
     """Ids this process added to Redis so far, by the submit ("enqueue") or the sweep."""
     return REGISTRY.get_sample_value("conveyor_transport_dispatched_total", {"via": via}) or 0.0
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 def count_runs(app: App) -> Counter[int]:
