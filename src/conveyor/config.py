@@ -75,8 +75,10 @@ class Settings(BaseSettings):
 
     # transport (conveyor.transport): how ready jobs reach workers. "store": workers claim
     # from the store; "redis": ready ids travel through Redis at redis_url, the store stays the
-    # truth (README, "The Redis transport"). Every process reads it; they may disagree safely.
-    transport: Literal["store", "redis"] = "store"
+    # truth (README, "The Redis transport"); "kafka": ready ids travel through topics per queue
+    # and priority band (README, "The Kafka transport"). Every process reads it; they may
+    # disagree safely.
+    transport: Literal["store", "redis", "kafka"] = "store"
     transport_key_prefix: str = "conveyor"
     transport_sweep_limit: int = Field(default=1000, ge=1, le=100_000)  # per queue and sweep
     # An id a worker took from Redis goes back to ready if its claim is not acknowledged by
@@ -126,6 +128,13 @@ class Settings(BaseSettings):
     kafka_request_timeout: float = Field(default=15.0, gt=0)  # a publish not acked by then fails
     relay_interval: float = Field(default=0.05, gt=0)  # how often an idle relay looks again
     relay_batch: int = Field(default=1000, ge=1, le=100_000)  # outbox rows per publish round
+    # The Kafka transport (transport=kafka): workers' consumer group (default
+    # "<prefix>.workers"), its liveness timings, and how long a job may sit queued in the store
+    # before the sweep dispatches it again (its message was lost: a broker that restarted empty).
+    kafka_group: str | None = None
+    kafka_session_timeout: float = Field(default=10.0, gt=0)
+    kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
+    kafka_redispatch_after: float = Field(default=30.0, gt=0)
 
     @property
     def publishes_events(self) -> bool:

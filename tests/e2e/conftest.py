@@ -10,10 +10,25 @@ import redis.asyncio as aioredis
 
 from conveyor import App
 from conveyor.config import Settings
+from tests.kafka.conftest import kafka  # noqa: F401 (the session's broker, for the kafka cell)
 
-# Modules whose behaviour depends on how jobs reach workers run under both transports:
+# Modules whose behaviour depends on how jobs reach workers run under every transport:
 # `pytestmark = TRANSPORTS` (the `app` fixture then runs once per transport).
-TRANSPORTS = pytest.mark.parametrize("transport", ["store", "redis"], indirect=True)
+TRANSPORTS = pytest.mark.parametrize("transport", ["store", "redis", "kafka"], indirect=True)
+
+
+def kafka_settings(bootstrap: str, **kw: object) -> dict[str, Any]:
+    """The Kafka transport on `bootstrap`, under topics and a consumer group of its own, with
+    the short group timings the tests need (joins take seconds otherwise)."""
+    return {
+        "transport": "kafka",
+        "kafka_bootstrap": bootstrap,
+        "kafka_topic_prefix": f"t{uuid.uuid4().hex[:12]}",
+        "kafka_session_timeout": 1.0,
+        "kafka_heartbeat_interval": 0.3,
+        "kafka_redispatch_after": 2.0,
+        **kw,
+    }
 
 
 def fast_settings(url: str, **kw: object) -> Settings:
@@ -35,9 +50,14 @@ def fast_settings(url: str, **kw: object) -> Settings:
 @pytest_asyncio.fixture
 async def transport(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]:
     """Settings of the transport under test ("store" unless parametrised): the Redis one uses
-    the local Redis under a key prefix of its own, deleted afterwards."""
-    if getattr(request, "param", "store") == "store":
+    the local Redis under a key prefix of its own, deleted afterwards; the Kafka one the
+    session's broker under a topic prefix of its own."""
+    kind = getattr(request, "param", "store")
+    if kind == "store":
         yield {}
+        return
+    if kind == "kafka":
+        yield kafka_settings(request.getfixturevalue("kafka").bootstrap)
         return
     url = request.getfixturevalue("redis_url")
     prefix = f"conveyor-test-{uuid.uuid4().hex[:12]}"

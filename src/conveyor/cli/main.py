@@ -78,10 +78,10 @@ def _on_signals(first: Callable[[], None], second: Callable[[], None]) -> None:
 
 transport_option = click.option(
     "--transport",
-    type=click.Choice(["store", "redis"]),
+    type=click.Choice(["store", "redis", "kafka"]),
     default=None,
     help="how ready jobs reach workers (env CONVEYOR_TRANSPORT; default store); redis needs "
-    "CONVEYOR_REDIS_URL",
+    "CONVEYOR_REDIS_URL, kafka CONVEYOR_KAFKA_BOOTSTRAP",
 )
 
 

@@ -4,6 +4,8 @@ A store that publishes events records each transition in its outbox as the statu
 left and the job after the change (an OutboxRow); the relay turns rows into CloudEvents of
 the types below. Promotion (a scheduled or retrying job whose time has come becoming queued)
 is not an event: it is the passing of time, not a decision, and the next event's data shows it.
+It is recorded all the same, as the Kafka transport dispatches the job it made ready from its
+row (`is_promotion` tells the relay not to publish it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,14 @@ class OutboxRow:
     seq: int
     from_status: JobStatus | None
     job: Job
+
+
+def is_promotion(from_status: JobStatus | None, to_status: JobStatus) -> bool:
+    """A waiting job whose time came: recorded for dispatch, not published as an event."""
+    return to_status is JobStatus.QUEUED and from_status in (
+        JobStatus.SCHEDULED,
+        JobStatus.RETRYING,
+    )
 
 
 def event_name(from_status: JobStatus | None, to_status: JobStatus) -> str:

@@ -940,7 +940,7 @@ class PostgresStore:
 
     @_unavailable_as_store_error
     async def promote_due(self, limit: int = 1000) -> int:
-        moved: int = await self.pool.fetchval(Q.promote, limit, self.channel)
+        moved: int = await self.pool.fetchval(self._q.promote, limit, self.channel)
         return moved
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:

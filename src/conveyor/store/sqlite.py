@@ -1347,6 +1347,9 @@ class SQLiteStore:
             conn.executemany(
                 Q.insert_event, [(r[0], now, r[1], "queued", r[2], None, None, None) for r in rows]
             )
+            if self.publishes_events:  # for the Kafka transport's dispatch, not an event
+                for status in sorted({r[1] for r in rows}):
+                    _outbox(conn, JobStatus(status), [r[0] for r in rows if r[1] == status])
             return len(rows), {r[3] for r in rows}
 
         moved, queues = await self._write(tx, long=True)

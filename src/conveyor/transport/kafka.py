@@ -1,12 +1,13 @@
 """The Kafka client's options and Conveyor's topic names, each decided once.
 
-aiokafka is imported here and in the relay only, so a deployment without Kafka never loads it
-(it is the optional `kafka` extra).
+aiokafka is imported here, in the relay and by the Kafka transport's worker side only, so a
+deployment without Kafka never loads it (it is the optional `kafka` extra).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import ssl
 import zlib
 from collections.abc import Iterable
@@ -18,9 +19,36 @@ EVENTS = "events"  # every lifecycle transition of every job
 DEAD = "dead"  # every job that ends dead, as its `dead` event
 
 
+# The Kafka transport's priority bands, most urgent first: a job's priority picks its band's
+# topic, and a worker takes from a higher band's partitions before a lower one's. Within a band
+# jobs arrive in dispatch order (Kafka keeps no priority); the store's claim order still holds
+# among the ids a worker takes at once.
+HIGH, NORMAL, LOW = "high", "normal", "low"
+BANDS = (HIGH, NORMAL, LOW)
+_TOPIC_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
 def topic(settings: Settings, name: str) -> str:
     """`<prefix>.<name>`, e.g. conveyor.events."""
     return f"{settings.kafka_topic_prefix}.{name}"
+
+
+def band_of(priority: int) -> str:
+    """Priority above 0: high; 0 (the default): normal; below 0: low."""
+    return HIGH if priority > 0 else LOW if priority < 0 else NORMAL
+
+
+def jobs_topic(prefix: str, queue: str, band: str = NORMAL) -> str:
+    """A queue's dispatch topic for a band: `<prefix>.jobs.<queue>` for the normal band,
+    `<prefix>.jobs-high.<queue>` and `<prefix>.jobs-low.<queue>` for the others (the band
+    before the queue, as queue names may contain dots). A queue name with a character Kafka
+    refuses in topic names (`:`) has it replaced by `-` and its CRC-32 appended, so two queue
+    names never share a topic."""
+    name = queue
+    if not _TOPIC_SAFE.fullmatch(queue):
+        name = f"{re.sub(r'[^A-Za-z0-9._-]', '-', queue)}.{zlib.crc32(queue.encode()):08x}"
+    kind = "jobs" if band == NORMAL else f"jobs-{band}"
+    return f"{prefix}.{kind}.{name}"
 
 
 def partition_of(key: bytes, all_partitions: list[int], available: list[int]) -> int:

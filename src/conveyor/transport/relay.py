@@ -6,6 +6,16 @@ dedupe by event id). A job's events keep their order: rows are read oldest first
 order with the job id as key (one partition per job), and a failed round is sent again whole
 from its first row.
 
+On the Kafka transport (`Settings.transport == "kafka"`) the relay is also how ready jobs reach
+workers: a row whose job is queued (created ready, promoted, released, reaped, requeued) is
+also sent to the job's dispatch topic (`kafka.jobs_topic`, by queue and priority band), its id
+as key and value, in the same round. Promotion rows are dispatches only, not events. The
+leading relay also re-dispatches, about once a second, the queued, due jobs (per queue, the
+oldest `transport_sweep_limit` in claim order) that have waited longer than
+`kafka_redispatch_after` and were not re-dispatched within that time: their message was lost (a
+broker that came back empty, a record skipped for a paused or full queue). A duplicate costs a
+refused claim, nothing more.
+
 Any process may run a relay (the scheduler, and `server`/`dev`, which may run without one);
 one leads, through the store's leadership (name "relay"), so several relays do not publish
 every event several times over.
@@ -19,14 +29,17 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from conveyor import metrics
 from conveyor.config import Settings
-from conveyor.domain.job import JobStatus
+from conveyor.domain.events import is_promotion
+from conveyor.domain.job import ALL_QUEUES, DEFAULT_QUEUE, JobStatus
+from conveyor.domain.records import ReadyJob
 from conveyor.store.base import Store
 from conveyor.transport import kafka
 from conveyor.transport.events import HEADERS, cloud_event, encode, source_for
@@ -36,6 +49,7 @@ log = structlog.get_logger("conveyor.relay")
 LEADERSHIP = "relay"
 # After a failed round (broker or store unreachable), wait this long, doubling up to the cap.
 BACKOFF = (0.2, 5.0)
+REDISPATCH_EVERY = 1.0  # seconds between the leader's looks for lost dispatches
 
 
 class Relay:
@@ -46,11 +60,18 @@ class Relay:
         self.events_topic = kafka.topic(settings, kafka.EVENTS)
         self.dead_topic = kafka.topic(settings, kafka.DEAD)
         self.source = source_for(settings.kafka_topic_prefix)
+        self.dispatches = settings.transport == "kafka"
+        self.dispatched = 0
+        self.redispatched = 0
+        self.last_error: str | None = None
+        self._redispatch_at = 0.0
+        self._recent: dict[uuid.UUID, float] = {}  # re-dispatched: when (monotonic)
         self.is_leader = False
         self.published = 0
         self.failed_rounds = 0
         self._producer: Any = None
         self._topics_ready = False
+        self._jobs_topics: set[str] = set()  # dispatch topics known to exist
         self._stopping = asyncio.Event()
         self._lead_checked = float("-inf")
 
@@ -66,15 +87,21 @@ class Relay:
                 try:
                     if await self._leads():
                         sent = await self.relay_once()
+                        if self.dispatches and time.monotonic() >= self._redispatch_at:
+                            await self.redispatch_once()
+                            self._redispatch_at = time.monotonic() + REDISPATCH_EVERY
                         backoff = BACKOFF[0]
+                        self.last_error = None
                         if sent >= self.settings.relay_batch:
                             continue  # more waiting: no pause
                 except Exception as exc:
                     self.failed_rounds += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
                     log.warning("relay round failed", error=f"{type(exc).__name__}: {exc}")
                     # The producer reconnects by itself; the topics are looked at again, as a
                     # broker that came back empty has none.
                     self._topics_ready = False
+                    self._jobs_topics.clear()
                     wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), wait)
@@ -106,26 +133,81 @@ class Relay:
         if not rows:
             return 0
         producer = await self._ensure_producer()
+        dispatch = [r.job for r in rows if self.dispatches and r.job.status is JobStatus.QUEUED]
+        if dispatch:
+            await self._ensure_jobs_topics(dispatch)
         batches = _Batches(producer)
+        prefix = self.settings.kafka_topic_prefix
         for row in rows:
-            event = cloud_event(row, self.source)
-            value = encode(event)
-            key = event["subject"].encode()
-            await batches.add(self.events_topic, key, value)
-            if row.job.status is JobStatus.DEAD:
-                await batches.add(self.dead_topic, key, value)
-        acks = await batches.send_all()
+            job = row.job
+            key = str(job.id).encode()
+            if not is_promotion(row.from_status, job.status):
+                value = encode(cloud_event(row, self.source))
+                await batches.add(self.events_topic, key, value)
+                if job.status is JobStatus.DEAD:
+                    await batches.add(self.dead_topic, key, value)
+            if self.dispatches and job.status is JobStatus.QUEUED:
+                band = kafka.band_of(job.priority)
+                await batches.add(kafka.jobs_topic(prefix, job.queue, band), key, key)
+        await self._await_acks(await batches.send_all())  # a failure leaves every row
+        await self.store.outbox_delete([r.seq for r in rows])
+        self.published += len(rows)
+        self.dispatched += len(dispatch)
+        metrics.EVENTS_PUBLISHED.inc(len(rows))
+        if dispatch:
+            metrics.TRANSPORT_DISPATCHED.labels("outbox").inc(len(dispatch))
+        return len(rows)
+
+    async def redispatch_once(self) -> int:
+        """Send again the ids of jobs queued in the store for longer than
+        kafka_redispatch_after (see the module's docstring); the number sent."""
+        settings = self.settings
+        after = settings.kafka_redispatch_after
+        mono = time.monotonic()
+        self._recent = {k: t for k, t in self._recent.items() if mono - t < after}
+        queue_settings = {q.name: q for q in await self.store.list_queue_settings()}
+        queues = {q for w in await self.store.list_workers() for q in w.queues}
+        queues = (queues | set(queue_settings) | {DEFAULT_QUEUE}) - {ALL_QUEUES}
+        cutoff = datetime.now(UTC) - timedelta(seconds=after)
+        stale: list[ReadyJob] = []
+        for queue in sorted(queues):
+            q = queue_settings.get(queue)
+            if q is not None and q.paused:
+                continue
+            for j in await self.store.ready_jobs(queue, settings.transport_sweep_limit):
+                if j.run_at <= cutoff and j.id not in self._recent:
+                    stale.append(j)
+        if not stale:
+            return 0
+        await self._ensure_jobs_topics(stale)
+        batches = _Batches(await self._ensure_producer())
+        prefix = settings.kafka_topic_prefix
+        for j in stale:
+            key = str(j.id).encode()
+            band = kafka.band_of(j.priority)
+            await batches.add(kafka.jobs_topic(prefix, j.queue, band), key, key)
+        await self._await_acks(await batches.send_all())
+        for j in stale:
+            self._recent[j.id] = mono
+        self.redispatched += len(stale)
+        metrics.TRANSPORT_DISPATCHED.labels("sweep").inc(len(stale))
+        return len(stale)
+
+    async def _await_acks(self, acks: list[asyncio.Future[Any]]) -> None:
         # Not gather: a timeout must not cancel the acks, which the producer still resolves.
         done, waiting = await asyncio.wait(acks, timeout=2 * self.settings.kafka_request_timeout)
         if waiting:
-            raise TimeoutError(f"{len(waiting)} of {len(acks)} events not acknowledged in time")
+            raise TimeoutError(f"{len(waiting)} of {len(acks)} messages not acknowledged in time")
         failures = [exc for ack in done if (exc := ack.exception()) is not None]
-        if failures:  # one fails the round: every row stays (each failure retrieved, once)
+        if failures:  # one fails the round (each failure retrieved, once)
             raise failures[0]
-        await self.store.outbox_delete([r.seq for r in rows])
-        self.published += len(rows)
-        metrics.EVENTS_PUBLISHED.inc(len(rows))
-        return len(rows)
+
+    async def _ensure_jobs_topics(self, jobs: Sequence[Any]) -> None:
+        prefix = self.settings.kafka_topic_prefix
+        wanted = {kafka.jobs_topic(prefix, j.queue, kafka.band_of(j.priority)) for j in jobs}
+        if not wanted <= self._jobs_topics:
+            await kafka.ensure_topics(self.settings, sorted(wanted - self._jobs_topics))
+            self._jobs_topics |= wanted
 
     async def _ensure_producer(self) -> Any:
         if not self._topics_ready:
@@ -155,6 +237,7 @@ class Relay:
         retries forever): bounded, as whatever it still held is in the outbox anyway."""
         producer, self._producer = self._producer, None
         self._topics_ready = False
+        self._jobs_topics.clear()
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), self.settings.kafka_request_timeout)

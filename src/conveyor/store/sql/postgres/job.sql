@@ -409,7 +409,9 @@ WITH input AS MATERIALIZED (
 SELECT reaped.id FROM notified LEFT JOIN reaped ON true
 
 -- name: promote
--- Waiting jobs whose run_at has come become queued; one NOTIFY per queue.
+-- Waiting jobs whose run_at has come become queued; one NOTIFY per queue. A publishing store
+-- records each promotion in the outbox too: not an event, but the Kafka transport's dispatch
+-- of the job it made ready (conveyor.domain.events.is_promotion).
 WITH due AS (
     SELECT id, status FROM jobs
      WHERE status IN ({{waiting}}) AND run_at <= now()
@@ -420,10 +422,13 @@ WITH due AS (
     UPDATE jobs j SET status = 'queued', updated_at = now()
       FROM due d
      WHERE j.id = d.id
-    RETURNING j.id, j.queue, j.attempt, d.status AS from_status
+    RETURNING j.id, j.queue, j.attempt, d.status AS from_status,
+              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
     SELECT id, now(), from_status, 'queued', attempt FROM moved
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job) SELECT from_status, snapshot FROM moved WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($2, d.queue)) AS n FROM (SELECT DISTINCT queue FROM moved) d
 )
