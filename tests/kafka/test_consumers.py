@@ -55,7 +55,9 @@ async def read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:
 async def test_the_readme_consumer_example_sees_a_completed_job(
     sqlite_url: str, kafka: Tansu
 ) -> None:
-    code = readme_example().replace("localhost:9092", kafka.bootstrap)
+    example = readme_example()
+    assert len([line for line in example.splitlines() if line.strip()]) <= 10  # ten lines
+    code = example.replace("localhost:9092", kafka.bootstrap)
     settings = Settings(store_url=sqlite_url, kafka_bootstrap=kafka.bootstrap, relay_interval=0.02)
     store = await publishing_store(sqlite_url)
     try:
