@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     kafka_session_timeout: float = Field(default=10.0, gt=0)
     kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
     kafka_redispatch_after: float = Field(default=30.0, gt=0)
+    # How long the broker may hold an idle worker's fetch: the dispatch latency it adds at
+    # most, against one fetch request per worker per this interval while idle.
+    kafka_fetch_max_wait: float = Field(default=0.05, gt=0, le=10)
 
     @property
     def publishes_events(self) -> bool:

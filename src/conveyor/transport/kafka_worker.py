@@ -34,6 +34,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from conveyor.config import Settings
@@ -67,6 +68,7 @@ class KafkaWorkerStore:
         self._prefix = settings.kafka_topic_prefix
         self._consumer: Any = None
         self._topics: dict[str, tuple[str, str]] = {}  # topic -> (queue, band)
+        self._queues: set[str] = set()  # those the consumer reads
         self._buffer: dict[str, deque[Any]] = {band: deque() for band in kafka.BANDS}
         self._poll_store = True  # the first claim looks in the store too
         self._paused: set[str] = set()
@@ -93,7 +95,11 @@ class KafkaWorkerStore:
         if consumer is None:
             return await self._store.claim(worker_id, queues, limit, lease_seconds)
         await self._apply_pauses(consumer)
-        records = await self._take(consumer, limit)
+        try:
+            records = await self._take(consumer, limit)
+        except KafkaError as exc:  # the broker's trouble is not the worker's: ask the store
+            log.info("kafka fetch failed", error=f"{type(exc).__name__}: {exc}")
+            records, self._poll_store = [], True
         if not records:
             if self._poll_store:
                 self._poll_store = False
@@ -150,16 +156,22 @@ class KafkaWorkerStore:
 
     # -- waiting --------------------------------------------------------------------------
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
-        consumer = self._consumer if ALL_QUEUES not in queues else None
+        consumer = self._consumer if set(queues) == self._queues else None
         if consumer is None:
             await self._store.wait_for_jobs(queues, timeout)
             return
         paused = self._paused
         if any(self._topics[r.topic][0] not in paused for b in self._buffer.values() for r in b):
             return  # the next claim has records to take
-        fetched = await consumer.getmany(
-            timeout_ms=int(max(timeout, 0.01) * 1000), max_records=WAIT_RECORDS
-        )
+        try:
+            fetched = await consumer.getmany(
+                timeout_ms=int(max(timeout, 0.01) * 1000), max_records=WAIT_RECORDS
+            )
+        except KafkaError as exc:
+            log.info("kafka fetch failed", error=f"{type(exc).__name__}: {exc}")
+            await self._store.wait_for_jobs(queues, timeout)
+            self._poll_store = True
+            return
         got = False
         for tp, rs in fetched.items():
             self._buffer[self._topics[tp.topic][1]].extend(rs)
@@ -169,7 +181,9 @@ class KafkaWorkerStore:
     # -- the consumer -----------------------------------------------------------------------
     async def _ensure(self, queues: Sequence[str]) -> Any:
         if self._consumer is not None:
-            return self._consumer
+            # One worker, one set of queues: another set (not something a worker does) is
+            # served by the store.
+            return self._consumer if set(queues) == self._queues else None
         if ALL_QUEUES in queues or time.monotonic() < self._retry_at:
             return None
         topics = {
@@ -185,7 +199,7 @@ class KafkaWorkerStore:
             auto_offset_reset="earliest",
             session_timeout_ms=int(s.kafka_session_timeout * 1000),
             heartbeat_interval_ms=int(s.kafka_heartbeat_interval * 1000),
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=int(s.kafka_fetch_max_wait * 1000),
         )
         try:
             await kafka.ensure_topics(s, sorted(topics))
@@ -202,6 +216,7 @@ class KafkaWorkerStore:
             )
             return None
         self._backoff = 0.0
+        self._queues = set(queues)
         self._topics = topics
         self._consumer = consumer
         return consumer
