@@ -180,14 +180,3 @@ async def test_broker_restarted_empty_mid_run_loses_nothing(pg_url: str, own_bro
                 assert seqs == sorted(seqs), "a job's events arrived out of order"
     finally:
         await app.close()
-
-
-def test_topic_names_keep_queues_apart() -> None:
-    assert topics.jobs_topic("conveyor", "emails") == "conveyor.jobs.emails"
-    assert topics.jobs_topic("conveyor", "emails", topics.HIGH) == "conveyor.jobs-high.emails"
-    assert topics.jobs_topic("conveyor", "a.low") != topics.jobs_topic("conveyor", "a", "low")
-    colon = topics.jobs_topic("conveyor", "a:b")
-    assert ":" not in colon and colon != topics.jobs_topic("conveyor", "a-b")
-    assert [topics.band_of(p) for p in (7, 1, 0, -1, -9)] == [
-        "high", "high", "normal", "low", "low"
-    ]  # fmt: skip

@@ -111,14 +111,29 @@ class KafkaWorkerStore:
             return []
         ids = list(dict.fromkeys(uuid.UUID(r.value.decode()) for r in records))
         self.taken += len(ids)
-        # A store error leaves the offsets uncommitted: the records come again (to this
-        # worker after a restart, or to another after a rebalance) and the store decides.
-        jobs = await self._store.claim_ids(worker_id, ids, lease_seconds)
+        try:
+            jobs = await self._store.claim_ids(worker_id, ids, lease_seconds)
+        except BaseException:
+            # The claim may or may not have committed (the worker reclaims what did): the
+            # records are read again, uncommitted, and the store decides.
+            self._rewind_to(consumer, records)
+            raise
         for tp, offset in offsets_to_commit(records).items():
             self._to_commit[tp] = max(self._to_commit.get(tp, 0), offset)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_loop(consumer))
         return jobs
+
+    def _rewind_to(self, consumer: Any, records: Sequence[Any]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for r in records:
+            tp = (r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        for (topic, partition), offset in first.items():
+            with contextlib.suppress(Exception):  # a partition no longer this worker's
+                consumer.seek(TopicPartition(topic, partition), offset)
+        for band, buffered in self._buffer.items():  # they follow the records in each log
+            self._buffer[band] = deque(r for r in buffered if (r.topic, r.partition) not in first)
 
     async def _take(self, consumer: Any, limit: int) -> list[Any]:
         """Up to `limit` records, a higher band's before a lower one's: first those buffered,
