@@ -4,10 +4,11 @@ What reaches Kafka goes through the outbox: every transition that leaves a job q
 (created ready, promoted, released, reaped, requeued) writes its outbox row in its own
 transaction, and the relay (`relay.Relay`) sends the job's id to its dispatch topic, by queue
 and priority band (`kafka.jobs_topic`), before deleting the row. So `dispatch` has nothing to
-do, and `sweep`, run with every process's housekeeping, makes sure a relay runs in that process
-(one leads among all relays, through the store); the leader also re-dispatches jobs queued in
-the store for longer than `kafka_redispatch_after` (a lost message: a broker that came back
-empty), so losing Kafka costs latency, never a job. The worker side is `kafka_worker`.
+do but wake this process's relay, and `sweep`, run with every process's housekeeping, makes
+sure a relay runs in that process (one leads among all relays, through the store); the leader
+also re-dispatches jobs queued in the store for longer than `kafka_redispatch_after` (a lost
+message: a broker that came back empty), so losing Kafka costs latency, never a job.
+The worker side is `kafka_worker`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from conveyor.domain.errors import ConfigError
 from conveyor.domain.job import Job
 from conveyor.store.base import Store
 from conveyor.transport.kafka_worker import KafkaWorkerStore
-from conveyor.transport.relay import Relay
+from conveyor.transport.relay import Relay, running_relay, wake_relays
 
 
 class KafkaTransport:
@@ -39,12 +40,21 @@ class KafkaTransport:
         self._workers: list[KafkaWorkerStore] = []
 
     async def dispatch(self, jobs: Sequence[Job]) -> None:
-        return None  # the outbox row written with the change is the dispatch
+        """The outbox row written with the change is the dispatch; a relay of this process
+        looks at once (one in another process finds it after its interval)."""
+        wake_relays()
 
     async def sweep(self, store: Store) -> None:
-        if self._relay_task is None or self._relay_task.done():
-            self.relay = Relay(store, self.settings)
-            self._relay_task = asyncio.create_task(self.relay.run(), name="conveyor-relay")
+        if self._relay_task is not None and not self._relay_task.done():
+            return
+        other = running_relay(
+            self.settings
+        )  # the scheduler's or the server's: one per process is enough
+        if other is not None:
+            self.relay = other
+            return
+        self.relay = Relay(store, self.settings)
+        self._relay_task = asyncio.create_task(self.relay.run(), name="conveyor-relay")
 
     def worker_store(self, store: Store) -> Store:
         ws = KafkaWorkerStore(store, self.settings)

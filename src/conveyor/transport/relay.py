@@ -51,6 +51,29 @@ LEADERSHIP = "relay"
 BACKOFF = (0.2, 5.0)
 REDISPATCH_EVERY = 1.0  # seconds between the leader's looks for lost dispatches
 
+# The relays running in this process: the Kafka transport starts none when one runs already
+# (the scheduler's, the server's), and wakes them after a submit commits.
+_RUNNING: list[Relay] = []
+
+
+def running_relay(settings: Settings) -> Relay | None:
+    """A relay of this process that dispatches for the same Kafka and topics, if one runs."""
+    for relay in _RUNNING:
+        s = relay.settings
+        if relay.dispatches and (s.kafka_bootstrap, s.kafka_topic_prefix) == (
+            settings.kafka_bootstrap,
+            settings.kafka_topic_prefix,
+        ):
+            return relay
+    return None
+
+
+def wake_relays() -> None:
+    """Something was just committed for the relays: look now rather than after the interval
+    (a relay that does not lead only checks its leadership)."""
+    for relay in _RUNNING:
+        relay.wake()
+
 
 class Relay:
     def __init__(self, store: Store, settings: Settings, *, holder: str | None = None) -> None:
@@ -73,14 +96,20 @@ class Relay:
         self._topics_ready = False
         self._jobs_topics: set[str] = set()  # dispatch topics known to exist
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()  # set by stop() and wake()
         self._lead_checked = float("-inf")
 
     def stop(self) -> None:
         self._stopping.set()
+        self._woken.set()
+
+    def wake(self) -> None:
+        self._woken.set()
 
     async def run(self) -> None:
         log.info("relay started", holder=self.holder, topic=self.events_topic)
         backoff = BACKOFF[0]
+        _RUNNING.append(self)
         try:
             while not self._stopping.is_set():
                 wait = self.settings.relay_interval
@@ -103,9 +132,14 @@ class Relay:
                     self._topics_ready = False
                     self._jobs_topics.clear()
                     wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
+                # After a failure only stop() cuts the backoff short: a wake per submit must
+                # not hammer a broker that is down.
+                event = self._woken if wait == self.settings.relay_interval else self._stopping
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
+                    await asyncio.wait_for(event.wait(), wait)
+                self._woken.clear()
         finally:
+            _RUNNING.remove(self)
             await self._drop_producer()
             if self.is_leader:
                 with contextlib.suppress(Exception):
