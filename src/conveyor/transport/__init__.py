@@ -6,7 +6,7 @@ can be lost and is dispatched or published again from the store."""
 from __future__ import annotations
 
 from conveyor.config import Settings
-from conveyor.transport.base import StoreTransport, Transport
+from conveyor.transport.base import HeldIds, StoreTransport, Transport
 
 
 def open_transport(settings: Settings) -> Transport:
@@ -18,4 +18,4 @@ def open_transport(settings: Settings) -> Transport:
     return StoreTransport()
 
 
-__all__ = ["StoreTransport", "Transport", "open_transport"]
+__all__ = ["HeldIds", "StoreTransport", "Transport", "open_transport"]
