@@ -54,20 +54,27 @@ async def test_overview_shows_each_queues_ids_in_redis(
 
     await server.wait_ready()
     async with httpx.AsyncClient(base_url=server.api) as http:
-        resp = await http.post("/v1/jobs/batch", json={"jobs": [{"type": "t"}] * 4})
-        assert resp.status_code == 201, resp.text
-    # A worker of this process takes one id and claims its job; until its next take or
-    # wait the id stays in processing.
-    app = App(
-        settings=Settings(store_url=server.store_url, transport="redis", redis_url=redis_server.url)
-    )
-    await app.open()
-    try:
-        transport = app.transport
-        assert isinstance(transport, RedisTransport)
-        assert len(await transport.worker_store(app.store).claim("w", ["default"], 1, 30)) == 1
-    finally:
-        await app.close()
+
+        async def submit(n: int) -> None:
+            resp = await http.post("/v1/jobs/batch", json={"jobs": [{"type": "t"}] * n})
+            assert resp.status_code == 201, resp.text
+
+        await submit(1)
+        # A worker of this process takes the id and claims its job; until its next take or
+        # wait the id stays in processing.
+        settings = Settings(
+            store_url=server.store_url, transport="redis", redis_url=redis_server.url
+        )
+        app = App(settings=settings)
+        await app.open()
+        try:
+            transport = app.transport
+            assert isinstance(transport, RedisTransport)
+            claimed = await transport.worker_store(app.store).claim("w", ["default"], 5, 30)
+            assert len(claimed) == 1
+        finally:
+            await app.close()
+        await submit(3)
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
