@@ -5,10 +5,18 @@ processing sets (one script call per queue, queues taken in turn so none starves
 exactly those jobs in the store in one statement (`Store.claim_ids`: fencing tokens, pause
 and concurrency limits as in `claim`). An id the store refuses is simply dropped. Once the
 claim has committed the members are acknowledged (dropped from processing): by the next take
-from that queue, which carries them (one Redis call per claim, not two), or just before the
-worker waits. If the worker dies before that, the members stay in processing until their
-deadline and the sweep puts them back; the store then refuses the ones it had claimed.
+from that queue, which carries them (one Redis call per claim, not two), or with the worker's
+wait. If the worker dies before that, the members stay in processing until their deadline
+and the sweep puts them back; the store then refuses the ones it had claimed.
 `wait_for_jobs` blocks on the queues' wake lists (BLPOP) instead of polling.
+
+Round trips, for a worker on one queue (the usual case): idle, the acknowledgement, the BLPOP
+and the next take go in one pipeline, so Redis runs the take the moment it wakes the worker
+and the claim follows with no Redis round trip in between; busy (a claim filled its limit),
+the next batch is taken while the store claims this one, so a claim costs the larger of the
+two round trips rather than their sum. Either way the worker holds at most one batch that it
+has taken and not claimed; a clean stop gives it back (`deregister_worker`), a crash leaves
+it to the deadline.
 
 Fallbacks, so that a job never waits on Redis alone: while Redis does not answer, `claim`
 and `wait_for_jobs` are the store's own; and after a wait that ended without a wake-up (one
