@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from conveyor import App, JobStatus
+from conveyor.store.postgres import PostgresStore
 from tests.helpers import running, wait_until
 from tests.transport.conftest import RedisServer
 
@@ -52,6 +53,11 @@ async def all_ran_once(app: App, runs: Counter[int], n: int) -> None:
     await wait_until(completed, timeout=10, message="every outcome stored")
     assert set(runs.values()) == {1}  # nobody ran a job twice
     assert (await app.store.count_by_queue_status())["default"] == {JobStatus.COMPLETED: n}
+    # ...and the store claimed each once: a second claim would have counted a second attempt.
+    assert isinstance(app.store, PostgresStore)  # redis_app
+    by_attempt = "SELECT attempt, count(*) AS n FROM jobs GROUP BY attempt"
+    attempts = await app.store.pool.fetch(by_attempt)
+    assert {r["attempt"]: r["n"] for r in attempts} == {1: n}
 
 
 async def test_redis_killed_mid_run_loses_no_job(redis_app: App, redis_server: RedisServer) -> None:
