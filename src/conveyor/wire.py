@@ -348,6 +348,13 @@ class EventList(BaseModel):
     events: list[EventOut]
 
 
+class TransportIdsOut(BaseModel):
+    ready: int = Field(description="ids waiting in the transport for a worker to take them")
+    processing: int = Field(
+        description="ids taken by a worker whose store claim is not acknowledged yet"
+    )
+
+
 class QueueOut(BaseModel):
     name: str
     paused: bool
@@ -358,6 +365,11 @@ class QueueOut(BaseModel):
     consumers: int = Field(description="live workers consuming this queue (by name or all)")
     unconsumed: bool = Field(
         description="ready jobs, not paused, and no live worker consumes this queue"
+    )
+    transport: TransportIdsOut | None = Field(
+        None,
+        description="the queue's ids in the Redis transport; null on the store transport "
+        "or while Redis does not answer",
     )
 
 

@@ -4,19 +4,26 @@ polling, recovery of a dead worker's taken ids, Redis down at start-up, mixed tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from conveyor import App, JobStatus
+from conveyor.api import create_app
+from conveyor.config import Settings
 from conveyor.runtime.probes import probe_app
+from conveyor.store import Store
 from conveyor.transport.redis.keys import QueueKeys, member_id
 from conveyor.transport.redis.transport import RedisTransport
+from tests.api.conftest import admin_headers, api_settings
 from tests.conftest import DEAD_REDIS_URL
 from tests.e2e.conftest import fast_settings
 from tests.helpers import running, wait_until
@@ -28,6 +35,10 @@ def transport_of(app: App) -> RedisTransport:
     return app.transport
 
 
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def completed(app: App, n: int) -> bool:
     counts = await app.store.count_by_queue_status()
     return sum(c.get(JobStatus.COMPLETED, 0) for c in counts.values()) >= n
@@ -36,6 +47,8 @@ async def completed(app: App, n: int) -> bool:
 async def test_dispatch_orders_ids_and_a_claim_takes_and_acknowledges_them(
     redis_app: App, redis_server: RedisServer
 ) -> None:
+    lags = sample("conveyor_transport_dispatch_lag_seconds_count")
+    dispatched = sample("conveyor_transport_dispatched_total", via="enqueue")
     low = await redis_app.enqueue("t", {}, priority=0)
     high = await redis_app.enqueue("t", {}, priority=5)
     later = await redis_app.enqueue("t", {}, priority=0)
@@ -44,19 +57,25 @@ async def test_dispatch_orders_ids_and_a_claim_takes_and_acknowledges_them(
     try:
         ready = [member_id(m) for m in await client.zrange(keys.ready, 0, -1)]
         assert ready == [high.id, low.id, later.id]
+        assert sample("conveyor_transport_dispatched_total", via="enqueue") == dispatched + 3
+        assert sample("conveyor_transport_dispatch_lag_seconds_count") == lags + 3
 
         store = transport_of(redis_app).worker_store(redis_app.store)
         claimed = await store.claim("w", ["default"], 2, 30.0)
         assert [j.id for j in claimed] == [high.id, low.id]
         assert all(j.status == JobStatus.RUNNING and j.worker_id == "w" for j in claimed)
-        assert [member_id(m) for m in await client.zrange(keys.ready, 0, -1)] == [later.id]
-        assert await client.zcard(keys.processing) == 2  # until acknowledged...
+
+        async def taken_ahead() -> bool:  # a full batch: the next is taken meanwhile
+            return await client.zcard(keys.ready) == 0
+
+        await wait_until(taken_ahead, timeout=5, message="the next batch taken")
+        assert await client.zcard(keys.processing) == 3  # until acknowledged...
 
         await redis_app.service.cancel(later.id)  # nothing to do in Redis:
         assert await store.claim("w", ["default"], 2, 30.0) == []  # the store refuses it
-        # ...by the next take, which took `later`: acknowledged when the worker waits.
-        assert [member_id(m) for m in await client.zrange(keys.processing, 0, -1)] == [later.id]
-        await store.wait_for_jobs(["default"], 0.01)
+        processing = {member_id(m) for m in await client.zrange(keys.processing, 0, -1)}
+        assert processing == {high.id, low.id, later.id}
+        await store.wait_for_jobs(["default"], 0.01)  # ...by the worker about to wait
         assert await client.zcard(keys.ready) == await client.zcard(keys.processing) == 0
     finally:
         await client.aclose()
@@ -135,11 +154,16 @@ async def test_ids_a_killed_worker_took_run_after_their_deadline(
     keys = QueueKeys.of(redis_app.settings.transport_key_prefix, "default")
     transport = transport_of(redis_app)
     client = aioredis.Redis.from_url(redis_server.url)
+    recovered_before = sample("conveyor_transport_recovered_total")
     try:
         assert await client.zcard(keys.processing) == 50
         await transport.sweep(redis_app.store)  # before the deadline: left alone
         assert await client.zcard(keys.ready) == 0
         assert await client.zcard(keys.processing) == 50
+        size = "conveyor_transport_ids"
+        assert sample(size, queue="default", set="processing") == 50
+        assert sample(size, queue="default", set="ready") == 0
+        assert sample("conveyor_transport_recovered_total") == recovered_before
 
         async def recovered() -> bool:
             await transport.sweep(redis_app.store)
@@ -147,6 +171,9 @@ async def test_ids_a_killed_worker_took_run_after_their_deadline(
 
         await wait_until(recovered, timeout=5, message="taken ids back in ready")
         assert await client.zcard(keys.processing) == 0
+        assert sample("conveyor_transport_recovered_total") == recovered_before + 50
+        assert sample(size, queue="default", set="ready") == 50
+        assert sample(size, queue="default", set="processing") == 0
     finally:
         await client.aclose()
     async with running(redis_app.worker(concurrency=10)):
@@ -181,8 +208,63 @@ async def test_redis_down_at_start_up_workers_still_run_jobs(store_url: str) -> 
         assert answer.status_code == 200
         assert answer.json()["status"] == "degraded"
         assert "redis unreachable" in answer.json()["detail"]
+        assert sample("conveyor_transport_up", transport="redis") == 0
     finally:
         await app.close()
+
+
+@contextlib.asynccontextmanager
+async def api_client(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """The API on `store` (owned by the caller) with `settings`, called as an admin."""
+    api_app = create_app(settings, store=store)
+    async with (
+        api_app.router.lifespan_context(api_app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api_app),
+            base_url="http://t",
+            headers=admin_headers(settings),
+        ) as api,
+    ):
+        yield api
+
+
+async def queues_seen(api: httpx.AsyncClient) -> dict[str, Any]:
+    """{queue: its "transport" field} from /v1/queues, checked against the dashboard's."""
+    listed = await api.get("/v1/queues")
+    overview = await api.get("/v1/dashboard/overview")
+    assert listed.status_code == overview.status_code == 200, (listed.text, overview.text)
+    out = {q["name"]: q["transport"] for q in listed.json()["queues"]}
+    assert {q["name"]: q["transport"] for q in overview.json()["queues"]} == out
+    return out
+
+
+async def test_queues_endpoint_shows_each_queues_ids_in_redis(
+    redis_app: App, redis_server: RedisServer
+) -> None:
+    await redis_app.enqueue_many([redis_app.new_job("t", {}) for _ in range(2)])
+    worker_store = transport_of(redis_app).worker_store(redis_app.store)
+    assert len(await worker_store.claim("w", ["default"], 5, 30)) == 2  # processing: not acked
+    await redis_app.enqueue_many([redis_app.new_job("t", {}) for _ in range(3)])
+    await redis_app.enqueue("t", {}, queue="other")
+    ours = redis_app.settings
+    on_redis = api_settings(
+        ours.store_url,
+        transport="redis",
+        redis_url=ours.redis_url,
+        transport_key_prefix=ours.transport_key_prefix,
+    )
+    async with api_client(on_redis, redis_app.store) as api:
+        assert (await api.get("/v1/dashboard/overview")).json()["transport"] == "redis"
+        assert await queues_seen(api) == {
+            "default": {"ready": 3, "processing": 2},
+            "other": {"ready": 1, "processing": 0},
+        }
+        redis_server.kill()  # the counts go, the page stays
+        assert await queues_seen(api) == {"default": None, "other": None}
+
+    async with api_client(api_settings(ours.store_url), redis_app.store) as api:
+        assert (await api.get("/v1/dashboard/overview")).json()["transport"] == "store"
+        assert await queues_seen(api) == {"default": None, "other": None}
 
 
 async def test_workers_on_either_transport_run_each_others_jobs(

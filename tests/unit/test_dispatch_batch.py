@@ -40,3 +40,16 @@ async def test_a_failed_call_fails_the_callers_it_carried_only() -> None:
     with pytest.raises(ConnectionError):
         await batcher.add({"q": ["bad"]})
     await batcher.add({"q": ["good"]})
+
+
+async def test_a_lone_dispatch_is_sent_by_its_caller() -> None:
+    senders: list[asyncio.Task[object] | None] = []
+
+    async def send(queue: str, members: list[str]) -> None:
+        senders.append(asyncio.current_task())
+
+    batcher = DispatchBatcher(send)
+    for _ in range(2):
+        caller = asyncio.create_task(batcher.add({"q": ["a"]}))
+        await caller
+        assert senders[-1] is caller  # no flusher task in between: one hop less per submit

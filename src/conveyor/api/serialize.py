@@ -71,6 +71,9 @@ def queue_out(q: QueueView) -> dict[str, Any]:
         "depth": sum(counts[s.value] for s in waiting),
         "consumers": q.consumers,
         "unconsumed": q.unconsumed,
+        "transport": None
+        if q.held is None
+        else {"ready": q.held.ready, "processing": q.held.processing},
     }
 
 

@@ -55,7 +55,7 @@ from conveyor.service.coalesce import SubmitCoalescer
 from conveyor.service.maintenance import run_maintenance
 from conveyor.service.throughput import ThroughputHistory, ThroughputPoint
 from conveyor.store.base import Store
-from conveyor.transport import Transport, open_transport
+from conveyor.transport import HeldIds, Transport, open_transport
 
 # validate() builds NewJob positionally (it runs per job of every batch): keep this in step.
 _NEW_JOB_FIELDS = [
@@ -73,6 +73,9 @@ class QueueView:
     # Live workers (heard from within metrics_worker_alive_seconds) consuming this queue, by
     # name or as all-queues workers: ready jobs with none wait for nobody.
     consumers: int = 0
+    # The queue's ids in the transport (Redis: ready, processing); None on the store
+    # transport or while the transport cannot say.
+    held: HeldIds | None = None
 
     @property
     def unconsumed(self) -> bool:
@@ -302,11 +305,13 @@ class JobService:
         live = [w for w in await self.store.list_workers() if w.last_seen_at >= alive_since]
         everywhere = sum(ALL_QUEUES in w.queues for w in live)
         names = sorted(set(counts) | set(settings) | {DEFAULT_QUEUE})
+        held = await self.transport.held(names) or {}
         return [
             QueueView(
                 settings.get(n) or QueueSettings(name=n),
                 counts.get(n, {}),
                 everywhere + sum(n in w.queues for w in live),
+                held.get(n),
             )
             for n in names
         ]

@@ -6,7 +6,7 @@ stays the truth: everything here can be lost and is dispatched or published agai
 from __future__ import annotations
 
 from conveyor.config import Settings
-from conveyor.transport.base import StoreTransport, Transport
+from conveyor.transport.base import HeldIds, StoreTransport, Transport
 
 
 def open_transport(settings: Settings) -> Transport:
@@ -22,4 +22,4 @@ def open_transport(settings: Settings) -> Transport:
     return StoreTransport()
 
 
-__all__ = ["StoreTransport", "Transport", "open_transport"]
+__all__ = ["HeldIds", "StoreTransport", "Transport", "open_transport"]

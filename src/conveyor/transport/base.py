@@ -19,10 +19,21 @@ shortens the way to it. So `dispatch` and `sweep` never raise for the transport'
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from conveyor.domain.job import Job
 from conveyor.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class HeldIds:
+    """One queue's ids in a transport: `ready` to take, and `processing`, taken by a worker
+    whose store claim is not acknowledged yet (a dead worker's stay there until the sweep
+    puts them back). Shown next to the store's counts, they say whether jobs reach workers."""
+
+    ready: int
+    processing: int
 
 
 class Transport(Protocol):
@@ -40,6 +51,10 @@ class Transport(Protocol):
     async def problem(self) -> str | None:
         """None when the transport works; else why not. A transport's outage degrades
         latency, not service: readiness reports it without failing."""
+
+    async def held(self, queues: Sequence[str]) -> dict[str, HeldIds] | None:
+        """Per queue, the ids the transport holds now; None if it holds none (the store's)
+        or cannot say right now (Redis down): never raises for its own outage."""
 
     async def close(self) -> None: ...
 
@@ -59,6 +74,9 @@ class StoreTransport:
         return store
 
     async def problem(self) -> str | None:
+        return None
+
+    async def held(self, queues: Sequence[str]) -> dict[str, HeldIds] | None:
         return None
 
     async def close(self) -> None:

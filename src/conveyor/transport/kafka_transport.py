@@ -21,6 +21,7 @@ from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError
 from conveyor.domain.job import Job
 from conveyor.store.base import Store
+from conveyor.transport.base import HeldIds
 from conveyor.transport.kafka_worker import KafkaWorkerStore
 from conveyor.transport.relay import Relay, running_relay, wake_relays
 
@@ -65,6 +66,11 @@ class KafkaTransport:
         relay = self.relay
         if relay is not None and relay.last_error is not None:
             return f"kafka: {relay.last_error}"
+        return None
+
+    async def held(self, queues: Sequence[str]) -> dict[str, HeldIds] | None:
+        """None: what waits in a topic is the consumer group's lag, which Kafka's own tools
+        show per partition; the store's queued counts say the same per queue."""
         return None
 
     async def close(self) -> None:

@@ -42,6 +42,8 @@ async def overview(svc: Service, settings: CurrentSettings, _: ReadQueues) -> An
         {
             "queues": [queue_out(q) for q in queues],
             "workers_alive": alive,
+            # "redis": the queue rows carry the ids in Redis (null while it does not answer)
+            "transport": svc.transport.name,
             "history": {
                 "bucket_seconds": BUCKET_SECONDS,
                 "points": [

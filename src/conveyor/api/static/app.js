@@ -323,11 +323,22 @@ views.overview = async () => {
   state.deadTotal = totals.dead;
   const lastHour = (data.history.points || []).reduce((a, p) => ({ c: a.c + p.completed, d: a.d + p.dead }), { c: 0, d: 0 });
   const stat = (label, value, cls, id) => h("div", { class: "stat", id }, h("div", { class: "label" }, label), h("div", { class: `value ${cls || ""}` }, value));
+  // On the Redis transport, each queue's ids in Redis: ready to take, and taken by a worker
+  // that has not acknowledged its claim yet (a dead worker's, until the sweep puts them back).
+  const viaTransport = data.transport && data.transport !== "store";
+  const tname = viaTransport ? data.transport.charAt(0).toUpperCase() + data.transport.slice(1) : "";
+  const transportHeads = viaTransport ? [
+    h("th", { class: "num", title: `ids in ${tname} waiting for a worker to take them` }, `${tname} ready`),
+    h("th", { class: "num", title: `ids taken from ${tname} by a worker whose store claim is not acknowledged yet` }, `${tname} processing`),
+  ] : [];
   const rows = data.queues.map((q) => h("tr", { dataset: { queue: q.name } },
     h("td", {}, h("a", { href: `#/jobs?queue=${encodeURIComponent(q.name)}` }, q.name), " ", q.paused ? badge("paused") : null,
       q.unconsumed ? h("span", { class: "badge fail", title: "ready jobs wait here, and no live worker consumes this queue: start one with --queues including it (or '*')" }, "no worker") : null),
     ...["queued", "scheduled", "running", "retrying", "dead", "completed", "cancelled"].map((s) =>
       h("td", { class: "num", dataset: { status: s } }, q.counts[s] && s === "dead" ? h("a", { href: `#/dead?queue=${encodeURIComponent(q.name)}` }, q.counts[s].toLocaleString()) : num(q.counts[s]))),
+    ...(viaTransport ? ["ready", "processing"].map((k) => h("td", { class: "num", dataset: { transport: k } }, q.transport
+      ? num(q.transport[k])
+      : h("span", { class: "muted", title: `${tname} does not answer: workers claim from the store until it does` }, "—"))) : []),
     h("td", { class: "actions" }, q.paused
       ? h("button", { class: "btn small", onclick: () => act(`Resumed ${q.name}`, () => patch(`/v1/queues/${encodeURIComponent(q.name)}`, { paused: false })) }, "Resume")
       : h("button", { class: "btn small", onclick: () => act(`Paused ${q.name}`, () => patch(`/v1/queues/${encodeURIComponent(q.name)}`, { paused: true })) }, "Pause")),
@@ -350,8 +361,8 @@ views.overview = async () => {
     h("div", { class: "card flush" },
       h("h2", {}, "Queues"),
       h("table", { id: "queues" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Queue"), ...["Ready", "Scheduled", "Running", "Retrying", "Dead", "Completed", "Cancelled"].map((t) => h("th", { class: "num" }, t)), h("th", {}, ""))),
-        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No queues yet."))),
+        h("thead", {}, h("tr", {}, h("th", {}, "Queue"), ...["Ready", "Scheduled", "Running", "Retrying", "Dead", "Completed", "Cancelled"].map((t) => h("th", { class: "num" }, t)), ...transportHeads, h("th", {}, ""))),
+        h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9 + transportHeads.length, class: "empty" }, "No queues yet."))),
       ),
     ),
   );

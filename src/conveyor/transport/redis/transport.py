@@ -32,6 +32,7 @@ from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError
 from conveyor.domain.job import DEFAULT_QUEUE, Job, JobStatus
 from conveyor.store.base import Store
+from conveyor.transport.base import HeldIds
 from conveyor.transport.redis.batch import DispatchBatcher
 from conveyor.transport.redis.keys import QueueKeys, member
 from conveyor.transport.redis.link import CALL_TIMEOUT, RedisError, RedisLink
@@ -142,6 +143,26 @@ class RedisTransport:
             return f"redis unreachable ({time.monotonic() - started:.1f}s): {self.link.last_error}"
         self.link.ok()
         return None
+
+    async def held(self, queues: Sequence[str]) -> dict[str, HeldIds] | None:
+        """Both set sizes of every queue, in one round trip (a pipeline, not a transaction:
+        each queue's keys have a Cluster slot of their own)."""
+        if not self.link.available() or not queues:
+            return None
+        names = list(dict.fromkeys(queues))
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                async with self.link.client.pipeline(transaction=False) as pipe:
+                    for queue in names:
+                        keys = self.keys(queue)
+                        pipe.zcard(keys.ready)
+                        pipe.zcard(keys.processing)
+                    sizes = await pipe.execute()
+        except (RedisError, TimeoutError) as exc:
+            self.link.failed(exc)
+            return None
+        self.link.ok()
+        return {q: HeldIds(int(sizes[2 * i]), int(sizes[2 * i + 1])) for i, q in enumerate(names)}
 
     async def close(self) -> None:
         await self.link.close()
