@@ -631,45 +631,34 @@ class PostgresStore:
 
     async def _enqueue_lone(self, job: NewJob) -> Enqueued:
         """The lone submit without a unique_key (the latency-bound path: `App.enqueue`, one
-        HTTP submit at a time): the same statement and outcome as a batch of one, without the
-        batch planning, the conflict bookkeeping or the lists around them."""
+        HTTP submit at a time): the outcome of a batch of one, from a leaner statement
+        (enqueue_lone) and without the batch planning and conflict bookkeeping around it."""
         job_id = job.id if job.id is not None else new_job_id()
         async with self.enqueue_conn.acquire() as conn:
             channel = self.channel if self.enqueue_conn.holds(conn) else None
-            rows = await self._insert_one(conn, job_id, job, channel)
-        row = rows[0]
-        if row[5]:
-            raise common.queue_full(row[5])
-        assert row[0] is not None  # without a unique_key, only a full queue skips the insert
+            try:
+                row = await conn.fetchrow(
+                    self._q.enqueue_lone,
+                    job_id,
+                    job.queue,
+                    job.type,
+                    job.payload if job.payload_json is None else orjson.Fragment(job.payload_json),
+                    job.priority,
+                    job.run_at,
+                    job.max_retries,
+                    job.timeout,
+                    job.tags,
+                    job.tenant,
+                    channel,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise InvalidInput(f"a job with this id already exists: {exc.detail}") from exc
+        if row is None:  # the depth check refused it
+            raise common.queue_full([job.queue])
         enqueued = Enqueued(_new_job(job_id, job, row), created=True)
         if channel is None and enqueued.job.status is JobStatus.QUEUED:
             self._notifier.notify({job.queue})
         return enqueued
-
-    async def _insert_one(
-        self, conn: asyncpg.Connection, job_id: uuid.UUID, j: NewJob, channel: str | None
-    ) -> list[asyncpg.Record]:
-        """enqueue_one's rows: (id, status, run_at, created_at, queue, full_queues); no id
-        when the job was not inserted (a full queue, a unique_key conflict)."""
-        try:
-            rows: list[asyncpg.Record] = await conn.fetch(
-                self._q.enqueue_one,
-                job_id,
-                j.queue,
-                j.type,
-                j.payload if j.payload_json is None else orjson.Fragment(j.payload_json),
-                j.priority,
-                j.run_at,
-                j.max_retries,
-                j.timeout,
-                j.unique_key,
-                j.tags,
-                j.tenant,
-                channel,
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise InvalidInput(f"a job with this id already exists: {exc.detail}") from exc
-        return rows
 
     async def _enqueue(
         self,
@@ -681,10 +670,25 @@ class PostgresStore:
         """Insert jobs with distinct unique_keys under the given ids; results in input order.
         With a `channel`, the statement also NOTIFYs the queues that received ready jobs
         (delivered when the transaction commits)."""
-        if len(jobs) == 1:  # one job: plain parameters (see enqueue_one)
-            rows = await self._insert_one(conn, ids[0], jobs[0], channel)
-        else:
-            try:
+        try:
+            if len(jobs) == 1:  # the lone submit: plain parameters (see enqueue_one)
+                j = jobs[0]
+                rows = await conn.fetch(
+                    self._q.enqueue_one,
+                    ids[0],
+                    j.queue,
+                    j.type,
+                    j.payload if j.payload_json is None else orjson.Fragment(j.payload_json),
+                    j.priority,
+                    j.run_at,
+                    j.max_retries,
+                    j.timeout,
+                    j.unique_key,
+                    j.tags,
+                    j.tenant,
+                    channel,
+                )
+            else:
                 # The batch travels as one JSON document (encoded by orjson in one C call), not
                 # as eleven arrays, whose element-by-element encoding cost more than the
                 # insert. A payload the service already encoded goes in as those bytes (a
@@ -711,8 +715,8 @@ class PostgresStore:
                     ],
                     channel,
                 )
-            except asyncpg.UniqueViolationError as exc:
-                raise InvalidInput(f"a job with this id already exists: {exc.detail}") from exc
+        except asyncpg.UniqueViolationError as exc:
+            raise InvalidInput(f"a job with this id already exists: {exc.detail}") from exc
         full = rows[0]["full_queues"]
         if full:
             raise common.queue_full(full)
