@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from conveyor.domain.errors import QueueFull
+from conveyor.domain.errors import InvalidInput, QueueFull
 from conveyor.domain.job import JobStatus, NewJob
 from conveyor.domain.records import Completion, QueueSettings
 from conveyor.store import Store
@@ -114,6 +114,15 @@ async def test_results_come_back_in_input_order(store: Store) -> None:
     assert [r.job.payload["i"] for r in results] == list(range(20))
     assert len({r.job.id for r in results}) == 20
     assert all(r.created for r in results)
+
+
+async def test_an_id_already_taken_is_refused_alone_and_in_a_batch(store: Store) -> None:
+    (job,) = await enqueue(store, make_job(id=uuid.uuid4()))
+    for batch in ([make_job(id=job.id)], [make_job(), make_job(id=job.id)]):
+        with pytest.raises(InvalidInput):
+            await store.enqueue_many(batch)
+    assert (await store.get_job(job.id)).type == job.type
+    assert sum((await counts(store, job.queue)).values()) == 1
 
 
 async def test_enqueue_nothing(store: Store) -> None:
