@@ -187,3 +187,24 @@ def test_every_metric_has_the_prefix() -> None:
         "conveyor_worker_running_jobs",
         "conveyor_circuit_state",
     } <= ours
+
+
+def test_observe_many_counts_as_observing_one_value_at_a_time() -> None:
+    """The worker observes a batch's waits and run times at once (`metrics.observe_many`),
+    which reads prometheus-client's histogram layout: same samples as `observe` per value."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    registry = CollectorRegistry()
+    one = Histogram("one", "h", buckets=metrics.WAIT_BUCKETS, registry=registry)
+    many = Histogram("many", "h", buckets=metrics.WAIT_BUCKETS, registry=registry)
+    values = [0.0, 0.0005, 0.001, 0.0011, 0.3, 0.3, 7.0, 1800.0, 1e6]
+    for v in values:
+        one.observe(v)
+    metrics.observe_many(many, values)
+    metrics.observe_many(many, [])
+    (a,), (b,) = one.collect(), many.collect()
+    got = {(s.name.removeprefix("many"), tuple(s.labels.items())): s.value for s in b.samples}
+    want = {(s.name.removeprefix("one"), tuple(s.labels.items())): s.value for s in a.samples}
+    got = {k: v for k, v in got.items() if k[0] != "_created"}
+    want = {k: v for k, v in want.items() if k[0] != "_created"}
+    assert got == want and got[("_count", ())] == len(values)

@@ -1,12 +1,21 @@
 """The Worker: claims jobs as slots free up, runs handlers, reports outcomes in batches.
 
 Flow: a fetch loop claims up to `free slots` jobs per round trip (backpressure: never more
-than it can run), each job runs in its own task (async handlers on the loop, sync handlers
-in a thread pool), outcomes go through the OutcomeBatcher, and a heartbeat loop extends all
-held leases in one statement. A lease the store no longer recognises (cancelled or reaped
-job) cancels the local task. A claim that fails may still have committed (its answer lost
-with the connection): the worker then reclaims what runs under its id and runs it (see
+than it can run) and queues them for the runners; async handlers run on the loop, sync
+handlers in a thread pool; outcomes go through the OutcomeBatcher, and a heartbeat loop
+extends all held leases in one statement. A lease the store no longer recognises (cancelled
+or reaped job) cancels the local run. A claim that fails may still have committed (its answer
+lost with the connection): the worker then reclaims what runs under its id and runs it (see
 `_recover_claim` and docs/reliability.md, "The claim-recovery rule").
+
+Runners, not a task per job: a runner task takes queued jobs one after another, and before
+each one makes sure a spare runner is scheduled, which takes the next job if this one waits
+on something. A handler that finishes without waiting (the common short job) so costs no task
+of its own, and one that waits holds its runner while the spare carries on, so as many jobs
+run at once as with a task each. A runner retires after a job that was cancelled or that
+changed its context variables, so every job starts in the context its runner started with.
+Job timeouts are one timer for the worker (`_watchdog`, set for the earliest deadline of the
+running jobs), not one per job.
 
 Shutdown (SIGTERM/SIGINT via `stop()`): stop claiming, let in-flight jobs finish within the
 grace period, then cancel what is left and hand those jobs back without charging an attempt.
@@ -22,14 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import math
 import os
 import random
 import socket
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -71,13 +83,22 @@ def new_worker_id() -> str:
 
 @dataclass(slots=True)
 class _Running:
+    """One claimed job, from its claim until its outcome is flushed (or its lease is lost)."""
+
     job: Job
-    task: asyncio.Task[None]
-    ctx: JobContext | None = None
+    series: metrics.JobSeries
+    # The runner task running it; None while it waits for one (and once it has ended).
+    task: asyncio.Task[None] | None = None
+    deadline: float = math.inf  # loop time at which its timeout expires, once started
+    ctx: JobContext | None = None  # made when the handler takes one, or a log line needs it
     # "shutdown" -> release; "lost" -> report nothing; "abandoned" (a sync handler's thread
     # still runs at shutdown) -> report nothing and keep the lease until the process ends
     cancel_reason: str | None = None
+    timed_out: bool = False  # the watchdog cancelled it: its timeout expired
     thread: Future[Any] | None = None  # a sync handler's run in the thread pool
+    ended: bool = False  # its handler is over and its slot free
+    waiter: asyncio.Future[None] | None = None  # set when it ends (shutdown waits on it)
+    duration: float | None = None  # handler run time, observed when its outcome is flushed
 
 
 def _thread_busy(r: _Running) -> bool:
@@ -120,9 +141,15 @@ class Worker:
         self.maintenance: Housekeeping | None = maintenance or None
         self.started_at = datetime.now(UTC)
 
+        # Jobs holding a slot: claimed and not ended (running, or queued for a runner).
         self._running: dict[uuid.UUID, _Running] = {}
-        # Leases held until the job's outcome is flushed: they must keep being heart-beaten.
-        self._held: dict[uuid.UUID, int] = {}
+        # Jobs whose lease is held until their outcome is flushed: heart-beaten meanwhile.
+        self._held: dict[uuid.UUID, _Running] = {}
+        self._ready: deque[_Running] = deque()  # claimed, waiting for a runner
+        self._spare = False  # a runner is scheduled and has not taken a job yet
+        self._runners: set[asyncio.Task[None]] = set()
+        self._watch: asyncio.TimerHandle | None = None  # the timeout watchdog's timer
+        self._watch_at = math.inf
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -147,8 +174,6 @@ class Worker:
             enabled=s.breaker_enabled,
             on_transition=self._breaker_moved,
         )
-        # Metric children of each held job, so an outcome is counted once its flush applied.
-        self._series: dict[uuid.UUID, tuple[metrics.JobSeries, Job]] = {}
         # Liveness: the fetch loop stamps each round; waiting for a free slot is not a stall.
         self.registered = False
         self._fetch_tick = time.monotonic()
@@ -161,12 +186,13 @@ class Worker:
         if immediate:
             self._grace = 0.0
             self._thread_margin = 0.0
-            for r in self._running.values():
+            self._hand_back_waiting()
+            for r in list(self._running.values()):
+                if r.task is None:
+                    continue
                 # A running thread goes on regardless: its job is not handed back (see _drain).
                 r.cancel_reason = "abandoned" if _thread_busy(r) else "shutdown"
-                if r.ctx is not None:
-                    r.ctx.cancelled.set()
-                r.task.cancel()
+                self._cancel(r)
         self._stopping.set()
         # A remote store's claim long-polls on the server: end it now rather than after its
         # wait (the server hands back anything it claimed for the abandoned call).
@@ -224,6 +250,9 @@ class Worker:
             await self._fetch_loop()
             await self._drain()
         finally:
+            if self._watch is not None:
+                self._watch.cancel()
+                self._watch, self._watch_at = None, math.inf
             await self._outcomes.close()
             await batcher
             for t in background:
@@ -288,8 +317,7 @@ class Worker:
                     await self._recover_claim()
                     await self._wait_any(asyncio.sleep(s.poll_interval), stop_wait)
                     continue
-                for job in jobs:
-                    self._start(job)
+                self._start(jobs)
                 if self._stopping.is_set():
                     break
                 if len(jobs) < want:
@@ -335,10 +363,10 @@ class Worker:
         if not jobs:
             return
         room = 0 if self._stopping.is_set() else max(0, self.concurrency - len(self._running))
-        for job in jobs[:room]:
-            self._start(job)
+        self._start(jobs[:room])
         for job in jobs[room:]:
-            self._held[job.id] = job.lease_token  # heart-beaten until the release is flushed
+            # Heart-beaten until the release is flushed.
+            self._held[job.id] = _Running(job, metrics.job_series(job.queue, job.type))
             self._outcomes.add(Release(job.id, job.lease_token, reason="claim recovered"))
         log.warning(
             "recovered jobs of a failed claim",
@@ -356,23 +384,153 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _start(self, job: Job) -> None:
-        self._held[job.id] = job.lease_token
-        series = metrics.job_series(job.queue, job.type)
-        self._series[job.id] = (series, job)
-        series.started.inc()
-        metrics.observe_wait(series, job.run_at, job.started_at)
-        task = asyncio.create_task(self._execute(job))
-        self._running[job.id] = _Running(job, task)
-        task.add_done_callback(partial(self._finished, job.id))
+    def _start(self, jobs: Sequence[Job]) -> None:
+        """Take claimed jobs: hold their leases and slots, count them (one metric update per
+        (queue, type) in the batch, not per job) and queue them for the runners."""
+        if not jobs:
+            return
+        held, running, ready = self._held, self._running, self._ready
+        groups: dict[metrics.JobSeries, tuple[list[int], list[float]]] = {}
+        queue = type_ = ""
+        count: list[int] = [0]
+        waits: list[float] = []
+        for job in jobs:
+            if job.type != type_ or job.queue != queue:
+                queue, type_ = job.queue, job.type
+                series = metrics.job_series(queue, type_)
+                count, waits = groups.setdefault(series, ([0], []))
+            r = _Running(job, series)
+            held[job.id] = r
+            running[job.id] = r
+            ready.append(r)
+            count[0] += 1
+            if job.started_at is not None:
+                # Clocks of two hosts may disagree slightly, so clamp at 0.
+                waits.append(max(0.0, (job.started_at - job.run_at).total_seconds()))
+        for series, (count, waits) in groups.items():
+            series.started.inc(count[0])
+            metrics.observe_many(series.wait, waits)
+        self._wake_runner()
 
-    def _finished(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
-        self._running.pop(job_id, None)
+    # -- runners ---------------------------------------------------------------------------
+    def _wake_runner(self) -> None:
+        """Make sure a runner that has not taken a job yet is scheduled, while jobs wait."""
+        if not self._spare and self._ready:
+            self._spare = True
+            task = asyncio.get_running_loop().create_task(self._runner())
+            self._runners.add(task)
+            task.add_done_callback(self._runners.discard)
+
+    async def _runner(self) -> None:
+        """Run queued jobs one after another. Before each, schedule a spare runner while more
+        jobs wait: if this job waits on something, the spare takes the next one. Retire after
+        a job during which this task was cancelled (a cancellation must never reach the next
+        job) or whose handler set context variables (the next job must not see them)."""
+        self._spare = False
+        task = asyncio.current_task()
+        assert task is not None
+        clean = contextvars.copy_context()
+        ready = self._ready
+        loop = asyncio.get_running_loop()
+        try:
+            while ready:
+                r = ready.popleft()
+                if ready:
+                    self._wake_runner()
+                r.task = task
+                r.deadline = deadline = loop.time() + r.job.timeout
+                if deadline < self._watch_at:
+                    self._arm_watchdog(loop, deadline)
+                try:
+                    await self._execute(r)
+                finally:
+                    r.task = None
+                    self._ended(r)
+                # The same variables object unless the handler set one: an O(1) comparison.
+                if task.cancelling() or contextvars.copy_context() != clean:
+                    break
+        finally:
+            self._wake_runner()  # jobs left by a retiring runner
+
+    def _ended(self, r: _Running) -> None:
+        """A job's handler is over (or the job left the queue unrun): free its slot."""
+        if r.ended:
+            return
+        r.ended = True
+        other = self._running.pop(r.job.id, None)
+        if other is not None and other is not r:  # never in practice: ids are unique
+            self._running[r.job.id] = other
         self.processed += 1
         self._slot_freed.set()
+        if r.waiter is not None and not r.waiter.done():
+            r.waiter.set_result(None)
+
+    def _cancel(self, r: _Running) -> None:
+        """Stop a started job's run (its `cancel_reason` or `timed_out` says why)."""
+        if r.ctx is not None:
+            r.ctx.cancelled.set()  # a handler that polls ctx.cancelled can stop now
+        if r.task is not None:
+            r.task.cancel()
+
+    def _unqueue(self, r: _Running) -> bool:
+        """Take a job that no runner has started out of the queue; False if it has started."""
+        if r.task is not None or r.ended:
+            return False
+        with contextlib.suppress(ValueError):
+            self._ready.remove(r)
+        self._ended(r)
+        return True
+
+    def _hand_back_waiting(self) -> None:
+        """Shutdown: jobs no runner has started go back at once, uncharged."""
+        while self._ready:
+            r = self._ready.popleft()
+            self._ended(r)
+            self._outcomes.add(Release(r.job.id, r.job.lease_token, reason="worker shutdown"))
+            self._ctx(r).log.info("job handed back on shutdown")
+
+    # -- timeouts --------------------------------------------------------------------------
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._watch_at = at
+        self._watch = loop.call_at(at, self._watchdog)
+
+    def _watchdog(self) -> None:
+        """The earliest deadline came: cancel every started job past its own, then wait for
+        the next deadline. Jobs that ended leave nothing behind (no timer per job)."""
+        self._watch, self._watch_at = None, math.inf
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        nearest = math.inf
+        for r in list(self._running.values()):
+            if r.task is None or r.timed_out:
+                continue
+            if r.deadline <= now:
+                if r.cancel_reason is None:
+                    r.timed_out = True
+                    self._cancel(r)
+            elif r.deadline < nearest:
+                nearest = r.deadline
+        if nearest < math.inf:
+            self._arm_watchdog(loop, nearest)
 
     # -- running one job -----------------------------------------------------------------
-    async def _execute(self, job: Job) -> None:
+    def _ctx(self, r: _Running) -> JobContext:
+        if r.ctx is None:
+            job = r.job
+            r.ctx = JobContext(
+                job_id=job.id,
+                type=job.type,
+                queue=job.queue,
+                attempt=job.attempt,
+                max_retries=job.max_retries,
+                worker_id=self.id,
+            )
+        return r.ctx
+
+    async def _execute(self, r: _Running) -> None:
+        job = r.job
         definition = self.registry.get(job.type)
         if definition is None:
             log.warning(
@@ -393,72 +551,64 @@ class Worker:
                 )
             )
             return
-        if not self.breakers.allow(job.type):
+        breaker = self.breakers.get(job.type) if self.breakers.enabled else None
+        if breaker is not None and not breaker.allow():
             self._defer(job)
             return
-        breaker = self.breakers.get(job.type) if self.breakers.enabled else None
-        ctx = JobContext(
-            job_id=job.id,
-            type=job.type,
-            queue=job.queue,
-            attempt=job.attempt,
-            max_retries=job.max_retries,
-            worker_id=self.id,
-        )
-        running = self._running.get(job.id)
-        if running is not None:
-            running.ctx = ctx
+        ctx = self._ctx(r) if definition.wants_context else None
         started = time.monotonic()
         try:
-            async with asyncio.timeout(job.timeout) as deadline:
-                result = to_json(await self._call(definition, job, ctx, running))
+            payload = for_handler(job.payload)  # the bytes a marker object stands for
+            if definition.is_async:
+                if ctx is None:
+                    result = await definition.handler(payload)
+                else:
+                    result = await definition.handler(payload, ctx)
+            else:
+                result = await self._in_thread(definition, payload, ctx, r)
+            result = to_json(result)
             # A result the store cannot keep is the handler's failure; the encoding made to
             # find out is the one the store writes. Bytes are kept as the marker object.
-            result_json = encode_result(result)
-        except asyncio.CancelledError:
+            result_json = None if result is None else encode_result(result)
+        except asyncio.CancelledError as exc:
+            if r.cancel_reason is not None or not r.timed_out:
+                if breaker is not None:
+                    breaker.abandon()
+                self._on_cancelled(r)
+                return
+            # The watchdog's cancellation: the attempt timed out.
             if breaker is not None:
-                breaker.abandon()
-            self._on_cancelled(job, ctx)
-            return
+                breaker.record(False)
+            timeout = TimeoutError()
+            timeout.__cause__ = exc
+            self._fail(r, timeout, summary=f"timed out after {job.timeout:g}s")
         except NonRetryable as exc:
             # The job's own input is bad, which says nothing about its dependencies' health.
             if breaker is not None:
                 breaker.abandon()
-            self._fail(job, ctx, exc, retryable=False)
-        except TimeoutError as exc:
-            if breaker is not None:
-                breaker.record(False)
-            if deadline.expired():
-                ctx.cancelled.set()
-                self._fail(job, ctx, exc, summary=f"timed out after {job.timeout:g}s")
-            else:
-                self._fail(job, ctx, exc)
+            self._fail(r, exc, retryable=False)
         except Exception as exc:
             if breaker is not None:
                 breaker.record(False)
-            self._fail(job, ctx, exc)
+            self._fail(r, exc)
         else:
             if breaker is not None:
                 breaker.record(True)
             self._outcomes.add(Completion(job.id, job.lease_token, result, result_json))
             if self._log_completions:
-                ctx.log.debug("job completed", duration=round(time.monotonic() - started, 6))
-        held = self._series.get(job.id)
-        if held is not None:
-            held[0].duration.observe(time.monotonic() - started)
+                self._ctx(r).log.debug(
+                    "job completed", duration=round(time.monotonic() - started, 6)
+                )
+        r.duration = time.monotonic() - started
 
-    async def _call(
-        self, d: JobDefinition, job: Job, ctx: JobContext, running: _Running | None
+    async def _in_thread(
+        self, d: JobDefinition, payload: Any, ctx: JobContext | None, r: _Running
     ) -> Any:
-        payload = for_handler(job.payload)  # the bytes a marker object stands for
-        args = (payload, ctx) if d.wants_context else (payload,)
-        if d.is_async:
-            return await d.handler(*args)
+        args = (payload,) if ctx is None else (payload, ctx)
         run = self._threads.submit(partial(d.handler, *args))
         self._thread_runs.add(run)
         run.add_done_callback(self._thread_runs.discard)
-        if running is not None:
-            running.thread = run  # shutdown must know a thread runs this job (see _drain)
+        r.thread = run  # shutdown must know a thread runs this job (see _drain)
         return await asyncio.wrap_future(run)
 
     def _defer(self, job: Job) -> None:
@@ -478,10 +628,11 @@ class Worker:
             new=str(new),
         )
 
-    def _on_cancelled(self, job: Job, ctx: JobContext) -> None:
+    def _on_cancelled(self, r: _Running) -> None:
+        job = r.job
+        ctx = self._ctx(r)
         ctx.cancelled.set()
-        running = self._running.get(job.id)
-        reason = running.cancel_reason if running else None
+        reason = r.cancel_reason
         if reason == "shutdown":
             self._outcomes.add(Release(job.id, job.lease_token, reason="worker shutdown"))
             ctx.log.info("job handed back on shutdown")
@@ -489,25 +640,27 @@ class Worker:
             # Its thread still runs: handing the job back would let another worker run it at
             # the same time. The lease stays held (heart-beaten until the worker stops), then
             # expires and the reaper retries the job, as after a crash.
-            self._series.pop(job.id, None)
             ctx.log.warning(
                 "sync handler still running after the grace period; job left to its lease",
                 lease_seconds=self.settings.lease_seconds,
             )
         else:  # lease lost or job cancelled: the store already moved on
-            self._held.pop(job.id, None)
-            self._series.pop(job.id, None)
+            self._drop_lease(r)
             ctx.log.info("job stopped: lease lost or job cancelled")
+
+    def _drop_lease(self, r: _Running) -> None:
+        if self._held.get(r.job.id) is r:
+            del self._held[r.job.id]
 
     def _fail(
         self,
-        job: Job,
-        ctx: JobContext,
+        r: _Running,
         exc: BaseException,
         *,
         retryable: bool = True,
         summary: str | None = None,
     ) -> None:
+        job = r.job
         summary = summary or f"{type(exc).__name__}: {exc}"
         decision = self.retry_policy.decide(
             attempt=job.attempt,
@@ -523,7 +676,7 @@ class Worker:
             retry_at, text = None, f"{summary} ({decision.reason})"
         error = storable_text(f"{text}\n\n{tb}")
         self._outcomes.add(Failure(job.id, job.lease_token, error, retry_at))
-        ctx.log.warning(
+        self._ctx(r).log.warning(
             "job failed",
             error=summary,
             retry_at=retry_at.isoformat() if retry_at else None,
@@ -531,20 +684,24 @@ class Worker:
         )
 
     def _on_flushed(self, batch: list[Outcome], applied: set[uuid.UUID]) -> None:
+        """Outcomes the store has answered for: release their leases and count them, one
+        metric update per (queue, type) and kind in the batch. A handler's run time is
+        observed for every completion and failure; an outcome is counted only once the store
+        took it: a lost lease's attempt is reported by whoever runs the job next, not twice."""
+        held = self._held
+        completed: dict[metrics.JobSeries, int] = {}
+        retried: dict[metrics.JobSeries, int] = {}
+        dead: dict[metrics.JobSeries, int] = {}
+        durations: dict[metrics.JobSeries, list[float]] = {}
         for outcome in batch:
-            self._held.pop(outcome.job_id, None)
-            held = self._series.pop(outcome.job_id, None)
-            if held is not None and outcome.job_id in applied:
-                series = held[0]
-                # Counted only once the store took the outcome: a lost lease's attempt is
-                # reported by whoever runs the job next, not twice.
-                if isinstance(outcome, Completion):
-                    series.completed.inc()
-                elif isinstance(outcome, Failure):
-                    series.failed.inc()
-                    (series.retried if outcome.retry_at is not None else series.dead).inc()
+            r = held.pop(outcome.job_id, None)
+            if r is not None and r.job.lease_token != outcome.lease_token:
+                held[outcome.job_id] = r  # held again, under a newer claim
+                r = None
+            elif r is not None and r.duration is not None:
+                durations.setdefault(r.series, []).append(r.duration)
             if outcome.job_id not in applied:
-                job = held[1] if held is not None else None
+                job = r.job if r is not None else None
                 log.info(
                     "outcome not applied: lease lost (job reaped or cancelled)",
                     job_id=str(outcome.job_id),
@@ -553,13 +710,29 @@ class Worker:
                     attempt=job.attempt if job else None,
                     worker_id=self.id,
                 )
+            elif r is not None:
+                if type(outcome) is Completion:
+                    completed[r.series] = completed.get(r.series, 0) + 1
+                elif type(outcome) is Failure:
+                    into = retried if outcome.retry_at is not None else dead
+                    into[r.series] = into.get(r.series, 0) + 1
+        for series, n in completed.items():
+            series.completed.inc(n)
+        for series, n in retried.items():
+            series.failed.inc(n)
+            series.retried.inc(n)
+        for series, n in dead.items():
+            series.failed.inc(n)
+            series.dead.inc(n)
+        for series, values in durations.items():
+            metrics.observe_many(series.duration, values)
 
     # -- leases ------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
         s = self.settings
         while True:
             await asyncio.sleep(s.heartbeat_interval)
-            leases = [Lease(i, t) for i, t in self._held.items()]
+            leases = [Lease(i, r.job.lease_token) for i, r in self._held.items()]
             try:
                 still = set(await self.store.heartbeat(self.id, leases, s.lease_seconds))
                 await self.store.touch_worker(self.id, len(self._running), self._meta())
@@ -567,16 +740,21 @@ class Worker:
                 log.exception("heartbeat failed", worker_id=self.id)
                 continue
             for lease in leases:
-                if lease.job_id in still or self._held.get(lease.job_id) != lease.lease_token:
-                    # Held, or no longer this lease: the attempt it extended ended during the
-                    # round trip and a new one of the same job (a quick retry) may run here now.
+                if lease.job_id in still:
                     continue
-                running = self._running.get(lease.job_id)
-                if running is not None and running.cancel_reason is None:
-                    running.cancel_reason = "lost"
-                    if running.ctx is not None:
-                        running.ctx.cancelled.set()
-                    running.task.cancel()
+                r = self._held.get(lease.job_id)
+                if r is None or r.job.lease_token != lease.lease_token:
+                    # No longer this lease: the attempt it extended ended during the round
+                    # trip and a new one of the same job (a quick retry) may run here now.
+                    continue
+                if r.ended or r.cancel_reason is not None:
+                    continue
+                if self._unqueue(r):  # no runner took it yet: it never runs here
+                    self._drop_lease(r)
+                    self._ctx(r).log.info("job stopped: lease lost or job cancelled")
+                    continue
+                r.cancel_reason = "lost"
+                self._cancel(r)
 
     async def _maintenance_loop(self, housekeeping: Housekeeping) -> None:
         while True:
@@ -587,13 +765,25 @@ class Worker:
                 log.exception("maintenance failed", worker_id=self.id)
 
     # -- shutdown ----------------------------------------------------------------------
+    async def _wait_ended(self, records: Iterable[_Running], timeout: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for r in records:
+            if not r.ended:
+                if r.waiter is None:
+                    r.waiter = loop.create_future()
+                waiters.append(r.waiter)
+        if waiters:
+            await asyncio.wait(waiters, timeout=timeout)
+
     async def _drain(self) -> None:
         if not self._running:
             return
         log.info("waiting for in-flight jobs", count=len(self._running), grace_seconds=self._grace)
         if self._grace > 0:
-            await asyncio.wait([r.task for r in self._running.values()], timeout=self._grace)
-        left = [r for r in self._running.values() if not r.task.done()]
+            await self._wait_ended(list(self._running.values()), self._grace)
+        self._hand_back_waiting()
+        left = [r for r in self._running.values() if not r.ended]
         threads = [r for r in left if r.cancel_reason is None and _thread_busy(r)]
         for r in left:
             if r in threads:
@@ -601,20 +791,20 @@ class Worker:
                     r.ctx.cancelled.set()  # a handler that polls ctx.cancelled can stop now
             elif r.cancel_reason is None:
                 r.cancel_reason = "shutdown"
-                r.task.cancel()
+                self._cancel(r)
         if threads and self._thread_margin > 0:
             log.warning(
                 "sync handlers still running after the grace period; waiting a little more",
                 count=len(threads),
                 margin_seconds=self._thread_margin,
             )
-            await asyncio.wait([r.task for r in threads], timeout=self._thread_margin)
+            await self._wait_ended(threads, self._thread_margin)
         for r in threads:
-            if not r.task.done() and r.cancel_reason is None:
+            if not r.ended and r.cancel_reason is None:
                 r.cancel_reason = "abandoned"
-                r.task.cancel()
+                self._cancel(r)
         if left:
-            await asyncio.wait([r.task for r in left])
+            await self._wait_ended(left, None)
 
     def _info(self) -> WorkerInfo:
         now = datetime.now(UTC)
