@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -171,6 +171,22 @@ def _encode_jsonb(value: Any) -> bytes:
     submissions are always aware). JSON encoded earlier travels as an orjson.Fragment, which
     orjson writes out as is (a copy, not a second encoding), alone or inside a document."""
     return b"\x01" + orjson.dumps(value, option=orjson.OPT_NAIVE_UTC)
+
+
+class _ForJob(Protocol):
+    @property
+    def job_id(self) -> uuid.UUID: ...
+
+
+_Outcome = TypeVar("_Outcome", bound=_ForJob)
+
+
+def _in_lock_order(items: Sequence[_Outcome]) -> list[_Outcome]:
+    """Outcomes and heartbeats of one worker run at once on different connections, each
+    locking its rows one by one in the order given: in two orders, two batches sharing jobs
+    can each hold what the other waits for (a deadlock PostgreSQL breaks by failing one). In
+    id order they never can. (Python orders UUIDs as PostgreSQL does, byte by byte.)"""
+    return sorted(items, key=lambda item: item.job_id)
 
 
 def _json_param(value: Any, encoded: bytes | None) -> orjson.Fragment | None:
@@ -914,6 +930,7 @@ class PostgresStore:
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         if not completions:
             return []
+        completions = _in_lock_order(completions)
         rows = await self.pool.fetch(
             self._q.complete,
             [c.job_id for c in completions],
@@ -927,6 +944,7 @@ class PostgresStore:
     async def fail_many(self, failures: Sequence[Failure]) -> list[uuid.UUID]:
         if not failures:
             return []
+        failures = _in_lock_order(failures)
         rows = await self.pool.fetch(
             self._q.fail,
             [f.job_id for f in failures],
@@ -940,6 +958,7 @@ class PostgresStore:
     async def release_many(self, releases: Sequence[Release]) -> list[uuid.UUID]:
         if not releases:
             return []
+        releases = _in_lock_order(releases)
         rows = await self.pool.fetch(
             self._q.release,
             [r.job_id for r in releases],
@@ -954,6 +973,7 @@ class PostgresStore:
     async def heartbeat(
         self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
     ) -> list[uuid.UUID]:
+        leases = _in_lock_order(leases)
         rows = await self.pool.fetch(
             Q.heartbeat,
             worker_id,
