@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import pytest_asyncio
+import structlog
 
 from conveyor.store import Store, open_store
 
@@ -24,6 +25,17 @@ PG_DSN = os.environ.get("CONVEYOR_TEST_PG_DSN", "postgresql://postgres@127.0.0.1
 # Remember an unreachable server for the rest of the session so that a missing PostgreSQL
 # costs one connect timeout, not one per test.
 _pg_down: str | None = None
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored() -> Iterator[None]:
+    """A command run in-process (click's CliRunner) configures structlog for the whole process,
+    caching loggers on first use from then on: put the configuration back after each test, so a
+    later test's capture_logs sees its events whatever order (or xdist worker) tests run in."""
+    config = structlog.get_config()
+    yield
+    if structlog.get_config() != config:
+        structlog.configure(**config)
 
 
 def services_required() -> bool:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 from pydantic import SecretStr
@@ -20,10 +20,11 @@ from conveyor.cli.common import run_async, settings_for, store_option
 from conveyor.config import Settings
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.records import Role
-from conveyor.security.tokens import generate_secret
-from conveyor.service.auth import AuthService, generate_password
 from conveyor.service.startup import ensure_migrated
 from conveyor.store import Store, open_store
+
+if TYPE_CHECKING:  # imported where used: `conveyor worker` loads this module but needs neither
+    from conveyor.service.auth import AuthService
 
 T = TypeVar("T")
 ROLES = click.Choice([r.value for r in Role])
@@ -31,6 +32,8 @@ DEV_KEY_FILE = "jwt-secret"
 
 
 def _call(store_url: str | None, fn: Callable[[AuthService], Awaitable[T]]) -> T:
+    from conveyor.service.auth import AuthService
+
     settings = with_dev_key(settings_for(store_url))
 
     async def go() -> T:
@@ -192,6 +195,8 @@ def dev_settings(settings: Settings) -> Settings:
         return settings
     path = _dev_key_path(settings)
     if not path.exists():
+        from conveyor.security.tokens import generate_secret
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -204,6 +209,8 @@ async def bootstrap_admin(store: Store, settings: Settings) -> str | None:
     print once); None when any user exists already. Only the argon2 hash is stored."""
     if not settings.auth_enabled or await store.list_users():
         return None
+    from conveyor.service.auth import AuthService, generate_password
+
     password = generate_password()
     await AuthService(store, settings).create_user("admin", password, Role.ADMIN)
     return password

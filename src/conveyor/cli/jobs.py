@@ -9,7 +9,6 @@ from typing import Any
 import click
 import orjson
 
-from conveyor.api.serialize import event_out, job_out
 from conveyor.app import App
 from conveyor.cli.common import json_arg, service_call, store_option
 from conveyor.domain.errors import ConveyorError
@@ -76,6 +75,9 @@ def jobs_list(
 @store_option
 def jobs_show(job_id: uuid.UUID, store_url: str | None) -> None:
     """One job as JSON (payload, result, error) with its event timeline."""
+    # Imported here: the api package loads FastAPI, which no other command of this module (nor
+    # `conveyor worker`, which imports it) needs.
+    from conveyor.api.serialize import event_out, job_out
 
     async def go(app: App) -> dict[str, Any]:
         job = await app.service.get(job_id)
