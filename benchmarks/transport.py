@@ -13,12 +13,15 @@ handler's), which is `conveyor bench --rate` with the transport chosen by the en
 
 Add `--transport kafka --kafka-bootstrap host:port` (with `--transport store` etc.: the
 transports to run, in order; default store and redis) for the Kafka transport; its store
-publishes events (as it must), and the relay's events per second are printed.
+publishes events (as it must), and the relay's events per second are printed. With
+`--relay-process` the Kafka transport's relay runs in a process of its own (as in a
+deployment, where the scheduler or server runs it) instead of beside the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
 import os
 import resource
 import time
@@ -34,6 +37,7 @@ from conveyor.config import Settings
 from conveyor.runtime.logs import configure_logging
 from conveyor.store import open_store
 from conveyor.transport import open_transport
+from conveyor.transport.relay import Relay
 
 BATCH = 1000
 
@@ -64,9 +68,30 @@ def use_transport(name: str, redis_url: str, prefix: str, kafka_bootstrap: str |
     return Settings()
 
 
-async def kafka_ready(transport: Any, store: Any, worker: Any) -> asyncio.Task[None]:
-    """The Kafka transport's relay running here, and the worker's consumer in its group."""
-    await transport.sweep(store)  # starts the relay
+def _relay_process(url: str, stop: Any) -> None:
+    """A relay alone in its process (settings from the environment) until `stop` is set."""
+
+    async def go() -> None:
+        settings = Settings().model_copy(update={"store_url": url})
+        store = open_store(url, publish_events=True)
+        await store.connect()
+        relay = Relay(store, settings)
+        task = asyncio.create_task(relay.run())
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        relay.stop()
+        await task
+        await store.close()
+
+    asyncio.run(go())
+
+
+async def kafka_ready(
+    transport: Any, store: Any, worker: Any, relay_here: bool = True
+) -> asyncio.Task[None]:
+    """The Kafka transport's relay running here (unless it runs in its own process), and the
+    worker's consumer in its group."""
+    if relay_here:
+        await transport.sweep(store)  # starts the relay
     task = asyncio.create_task(worker.run())
     deadline = time.monotonic() + 60
     while not worker.store.assignment:
@@ -85,20 +110,32 @@ async def run(
     rates: list[float],
     duration: float,
     concurrency: int,
+    relay_process: bool = False,
 ) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     for name in transports:
+        relay_proc = None
+        stop_relay = mp.get_context("spawn").Event()
         settings = use_transport(name, redis_url, prefix, kafka_bootstrap)
         settings = settings.model_copy(update={"store_url": url})
         store = open_store(url, publish_events=settings.publishes_events)
         await store.connect()
         await store.migrate()
         transport = open_transport(settings)
+        if name == "kafka" and relay_process:
+            relay_proc = mp.get_context("spawn").Process(
+                target=_relay_process, args=(url, stop_relay)
+            )
+            relay_proc.start()
         try:
             queue = f"bench-{uuid.uuid4().hex[:8]}"
             latencies: list[float] = []
             worker = bench_worker(transport.worker_store(store), queue, concurrency, latencies)
-            task = await kafka_ready(transport, store, worker) if name == "kafka" else None
+            task = (
+                await kafka_ready(transport, store, worker, not relay_process)
+                if name == "kafka"
+                else None
+            )
             t0, cpu = time.perf_counter(), cpu_seconds()
             async with App(settings=settings, check_types=False) as app:
                 for start in range(0, jobs, BATCH):
@@ -151,6 +188,9 @@ async def run(
                         f"relay: {rows:,} rows, {rows / (time.perf_counter() - t2):,.0f} rows/s"
                     )
         finally:
+            if relay_proc is not None:
+                stop_relay.set()
+                await asyncio.get_running_loop().run_in_executor(None, relay_proc.join)
             await transport.close()
             await store.close()
 
@@ -170,6 +210,7 @@ async def run(
 @click.option("--rate", "rates", type=float, multiple=True, default=[200.0, 1000.0])
 @click.option("--duration", type=float, default=10.0, show_default=True)
 @click.option("--concurrency", "-c", type=int, default=50, show_default=True)
+@click.option("--relay-process", is_flag=True, help="Kafka: the relay in a process of its own")
 def main(
     store_url: str,
     redis_url: str,
@@ -179,6 +220,7 @@ def main(
     rates: tuple[float, ...],
     duration: float,
     concurrency: int,
+    relay_process: bool,
 ) -> None:
     configure_logging("WARNING", "json")
     run_async(
@@ -191,6 +233,7 @@ def main(
             list(rates),
             duration,
             concurrency,
+            relay_process,
         )
     )
 

@@ -4,6 +4,7 @@ opened without writes nothing."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -166,3 +167,29 @@ async def test_outbox_pending_pages_oldest_first_and_delete_removes(publishing: 
     (again,) = await enqueue(publishing, make_job())
     (row,) = await publishing.outbox_pending(10)
     assert row.seq > rest[-1].seq and row.job.id == again.id
+
+
+async def test_outbox_next_deletes_the_last_round_and_reads_the_next(publishing: Store) -> None:
+    made = await enqueue(publishing, *(make_job(payload={"i": i}) for i in range(5)))
+    first = await publishing.outbox_next([], 3)
+    assert [r.job.id for r in first] == [j.id for j in made[:3]]
+    second = await publishing.outbox_next([r.seq for r in first], 3)
+    assert [r.job.id for r in second] == [j.id for j in made[3:]]
+    assert await publishing.outbox_pending(10) == second  # the first round is gone
+    assert await publishing.outbox_next([r.seq for r in second], 3) == []
+    assert await publishing.outbox_pending(10) == []
+
+
+async def test_wait_for_outbox_wakes_on_ready_jobs_without_taking_a_workers_wake(
+    publishing: Store, store: Store
+) -> None:
+    """The relay's wait ends when another store object commits a ready job, and a worker's
+    wait on that queue still ends too: each has its own latch."""
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    await publishing.wait_for_outbox(0.01)  # listening from here on
+    await publishing.wait_for_jobs([queue], 0.01)
+    await enqueue(store, make_job(queue=queue))
+    t0 = time.monotonic()
+    await publishing.wait_for_outbox(10)
+    await publishing.wait_for_jobs([queue], 10)
+    assert time.monotonic() - t0 < 5  # woken (or latched), not the 10 s timeouts

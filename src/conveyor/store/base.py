@@ -247,6 +247,17 @@ class Store(Protocol):
 
     async def outbox_delete(self, seqs: Sequence[int]) -> None: ...
 
+    async def outbox_next(self, done: Sequence[int], limit: int) -> list[OutboxRow]:
+        """The relay's round in one call: delete `done` (the rows it published last round),
+        then the oldest `limit` rows left, as outbox_pending."""
+        ...
+
+    async def wait_for_outbox(self, timeout: float) -> None:
+        """Return when a commit may have made jobs ready in any queue (the wake-ups of
+        wait_for_jobs, on a latch of their own so the relay never takes a worker's), or after
+        `timeout`."""
+        ...
+
     # -- users and API tokens ------------------------------------------------------------
     async def create_user(self, user: User) -> User:
         """Raises AlreadyExists (and writes nothing) if the username is taken."""

@@ -518,6 +518,10 @@ class PostgresStore:
         self._waiters: dict[int, tuple[frozenset[str], asyncio.Future[None]]] = {}
         self._next_waiter = 0
         self._missed: set[str] = set()
+        # The outbox relay's wake-ups (wait_for_outbox): its own latch, so it never takes a
+        # worker's.
+        self._outbox_waiters: set[asyncio.Future[None]] = set()
+        self._outbox_missed = False
         # leadership: name -> dedicated connection, and the holder that owns the lock (if any)
         self._lead_conns: dict[str, asyncpg.Connection] = {}
         self._lead_holders: dict[str, str] = {}
@@ -1055,6 +1059,28 @@ class PostgresStore:
             if not fut.done():
                 fut.cancel()
 
+    async def wait_for_outbox(self, timeout: float) -> None:
+        """Never raises: a missing listener degrades to polling at `timeout`."""
+        if timeout <= 0:
+            return
+        deadline = time.monotonic() + timeout
+        await self._ensure_listener(timeout)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or self._outbox_missed:
+            self._outbox_missed = False
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._outbox_waiters.add(fut)
+        timer = loop.call_later(remaining, _wake, fut)
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._outbox_waiters.discard(fut)
+            if not fut.done():
+                fut.cancel()
+
     async def _ensure_listener(self, budget: float) -> None:
         if self._listener is not None and not self._listener.is_closed():
             return
@@ -1095,6 +1121,16 @@ class PostgresStore:
             # Nobody was waiting (the worker was mid-claim): remember it, or the next wait
             # would sleep through jobs that are already there until the polling fallback.
             self._missed.add(queue)
+        self._wake_outbox()
+
+    def _wake_outbox(self) -> None:
+        woken = False
+        for fut in self._outbox_waiters:
+            if not fut.done():
+                fut.set_result(None)
+                woken = True
+        if not woken:
+            self._outbox_missed = True
 
     def _on_listener_lost(self, conn: Any) -> None:
         """Notifications may have been missed: wake everyone to poll once, reconnect lazily."""
@@ -1103,6 +1139,7 @@ class PostgresStore:
         for _, fut in self._waiters.values():
             if not fut.done():
                 fut.set_result(None)
+        self._wake_outbox()
 
     # -- operator actions --------------------------------------------------------------------
 
@@ -1139,6 +1176,16 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def outbox_pending(self, limit: int) -> list[OutboxRow]:
         rows = await self.pool.fetch(Q.outbox_pending, limit)
+        return [
+            OutboxRow(
+                r["seq"], None if r["from_status"] is None else _STATUS[r["from_status"]], _job(r)
+            )
+            for r in rows
+        ]
+
+    @_unavailable_as_store_error
+    async def outbox_next(self, done: Sequence[int], limit: int) -> list[OutboxRow]:
+        rows = await self.pool.fetch(Q.outbox_next, limit, list(done))
         return [
             OutboxRow(
                 r["seq"], None if r["from_status"] is None else _STATUS[r["from_status"]], _job(r)

@@ -673,6 +673,23 @@ def _listen(key: str, listener: _Listener | None, forget: Iterable[str] | None =
         return listener
 
 
+async def _wait(listener: _Listener, wanted: frozenset[str], timeout: float) -> None:
+    """Until a wake on `wanted` (empty: any queue) reaches `listener`, or `timeout`."""
+    loop = asyncio.get_running_loop()
+    waiter = _Waiter(loop, loop.create_future(), wanted)
+    with _LOCK:
+        if listener.take_missed(wanted):
+            return
+        listener.waiters.add(waiter)
+    try:
+        await asyncio.wait((waiter.future,), timeout=max(0.0, timeout))
+    finally:
+        with _LOCK:
+            listener.waiters.discard(waiter)
+        if not waiter.future.done():
+            waiter.future.cancel()
+
+
 def _unlisten(key: str, listener: _Listener) -> None:
     with _LOCK:
         channel = _CHANNELS.get(key)
@@ -786,6 +803,7 @@ class SQLiteStore:
         self._connect_lock = asyncio.Lock()
         # Set by the first claim or wait: this store's wake-ups (see _Listener).
         self._listener: _Listener | None = None
+        self._outbox_listener: _Listener | None = None  # the relay's (wait_for_outbox)
         self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -861,9 +879,10 @@ class SQLiteStore:
         return conn
 
     async def close(self) -> None:
-        if self._listener is not None:
-            _unlisten(self._key, self._listener)
-            self._listener = None
+        for listener in (self._listener, self._outbox_listener):
+            if listener is not None:
+                _unlisten(self._key, listener)
+        self._listener = self._outbox_listener = None
         async with self._connect_lock:
             writer, reader, thread = self._writer, self._reader, self._thread
             checkpointer = self._checkpointer
@@ -1361,21 +1380,14 @@ class SQLiteStore:
         """Woken by commits that made jobs ready in `queues`, from this process (at once) or
         another one (by its datagram); returns at once if such a wake came since the last claim
         or wait. Else after `timeout`, the polling fallback."""
-        loop = asyncio.get_running_loop()
         wanted = frozenset() if ALL_QUEUES in queues else frozenset(queues)  # empty: any
         listener = self._listener = _listen(self._key, self._listener)
-        waiter = _Waiter(loop, loop.create_future(), wanted)
-        with _LOCK:
-            if listener.take_missed(wanted):
-                return
-            listener.waiters.add(waiter)
-        try:
-            await asyncio.wait((waiter.future,), timeout=max(0.0, timeout))
-        finally:
-            with _LOCK:
-                listener.waiters.discard(waiter)
-            if not waiter.future.done():
-                waiter.future.cancel()
+        await _wait(listener, wanted, timeout)
+
+    async def wait_for_outbox(self, timeout: float) -> None:
+        """The wake-ups of any queue, on a listener of the relay's own."""
+        listener = self._outbox_listener = _listen(self._key, self._outbox_listener)
+        await _wait(listener, frozenset(), timeout)
 
     # -- operator actions --------------------------------------------------------------
 
@@ -1437,6 +1449,21 @@ class SQLiteStore:
 
     async def outbox_pending(self, limit: int) -> list[OutboxRow]:
         rows = await self._read(Q.outbox_pending, (limit,))
+        return [
+            OutboxRow(seq, None if frm is None else _STATUS[frm], _row_to_job(orjson.loads(job)))
+            for seq, frm, job in rows
+        ]
+
+    async def outbox_next(self, done: Sequence[int], limit: int) -> list[OutboxRow]:
+        if not done:  # nothing to delete: the reader's, without the write lock
+            return await self.outbox_pending(limit)
+        done_json = _dumps(list(done))
+
+        def tx(conn: sqlite3.Connection) -> list[Any]:
+            _run(conn, Q.outbox_delete, (done_json,))
+            return _fetch(conn, Q.outbox_pending, (limit,))
+
+        rows = await self._write(tx, long=True)  # up to `limit` rows read: on the store's thread
         return [
             OutboxRow(seq, None if frm is None else _STATUS[frm], _row_to_job(orjson.loads(job)))
             for seq, frm, job in rows

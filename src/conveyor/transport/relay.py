@@ -16,6 +16,15 @@ oldest `transport_sweep_limit` in claim order) that have waited longer than
 broker that came back empty, a record skipped for a paused or full queue). A duplicate costs a
 refused claim, nothing more.
 
+Latency: an idle relay waits on the store's wake-ups (`Store.wait_for_outbox`: PostgreSQL's
+NOTIFY, SQLite's wake sockets), the ones that wake workers, so a commit that made jobs ready
+in any process is read within a round trip, and `relay_interval` is only the fallback poll
+(and how soon rows that wake nobody, the events of starts and outcomes, go out when nothing
+else comes). In a round the dispatches are handed to the producer before the events, and
+a round's rows are deleted by the next round's read (`Store.outbox_next`, one round trip),
+which leaves them out: a row is still deleted only after the broker acknowledged its round,
+and a relay that stops deletes what it published.
+
 Any process may run a relay (the scheduler, and `server`/`dev`, which may run without one);
 one leads, through the store's leadership (name "relay"), so several relays do not publish
 every event several times over.
@@ -98,6 +107,7 @@ class Relay:
         self._stopping = asyncio.Event()
         self._woken = asyncio.Event()  # set by stop() and wake()
         self._lead_checked = float("-inf")
+        self._done: list[int] = []  # published, acknowledged, deleted by the next read
 
     def stop(self) -> None:
         self._stopping.set()
@@ -134,17 +144,44 @@ class Relay:
                     wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
                 # After a failure only stop() cuts the backoff short: a wake per submit must
                 # not hammer a broker that is down.
-                event = self._woken if wait == self.settings.relay_interval else self._stopping
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), wait)
+                if wait != self.settings.relay_interval:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), wait)
+                else:
+                    await self._idle(wait)
                 self._woken.clear()
         finally:
             _RUNNING.remove(self)
+            await self._flush_done()
             await self._drop_producer()
             if self.is_leader:
                 with contextlib.suppress(Exception):
                     await self.store.resign(LEADERSHIP, self.holder)
             log.info("relay stopped", holder=self.holder, published=self.published)
+
+    async def _idle(self, timeout: float) -> None:
+        """Until wake(), stop(), the store's wake-up (when leading), or `timeout`."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._woken.wait())]
+        if self.is_leader:
+            waits.append(asyncio.ensure_future(self.store.wait_for_outbox(timeout)))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            for w in waits:
+                with contextlib.suppress(BaseException):
+                    await w  # its outcome retrieved (a store wait never raises, but)
+
+    async def _flush_done(self) -> None:
+        """Delete the last round's rows now rather than with the next read (stopping, or no
+        longer leading); failing that, the next leader publishes them again."""
+        done, self._done = self._done, []
+        if done:
+            try:
+                await self.store.outbox_delete(done)
+            except Exception as exc:
+                log.warning("relay could not delete published rows", error=f"{exc!r}")
 
     async def _leads(self) -> bool:
         """Leadership, looked at a few times per lease rather than every round."""
@@ -157,13 +194,17 @@ class Relay:
             if self.is_leader != was:
                 log.info("relay leadership changed", leader=self.is_leader, holder=self.holder)
                 if not self.is_leader:
+                    await self._flush_done()
                     await self._drop_producer()
         return self.is_leader
 
     async def relay_once(self) -> int:
         """Publish one round (up to relay_batch rows, oldest first) and delete it; the number
         of rows published."""
-        rows = await self.store.outbox_pending(self.settings.relay_batch)
+        # Deletes the last round's rows (acknowledged) in the same round trip; a failure here
+        # keeps them for the next try.
+        rows = await self.store.outbox_next(self._done, self.settings.relay_batch)
+        self._done = []
         if not rows:
             return 0
         producer = await self._ensure_producer()
@@ -172,19 +213,22 @@ class Relay:
             await self._ensure_jobs_topics(dispatch)
         batches = _Batches(producer)
         prefix = self.settings.kafka_topic_prefix
+        # Dispatches first, so the producer sends them before the round's events (other
+        # topics: a job's events keep their order among themselves).
+        for job in dispatch:
+            key = str(job.id).encode()
+            band = kafka.band_of(job.priority)
+            await batches.add(kafka.jobs_topic(prefix, job.queue, band), key, key)
         for row in rows:
             job = row.job
-            key = str(job.id).encode()
             if not is_promotion(row.from_status, job.status):
+                key = str(job.id).encode()
                 value = encode(cloud_event(row, self.source))
                 await batches.add(self.events_topic, key, value)
                 if job.status is JobStatus.DEAD:
                     await batches.add(self.dead_topic, key, value)
-            if self.dispatches and job.status is JobStatus.QUEUED:
-                band = kafka.band_of(job.priority)
-                await batches.add(kafka.jobs_topic(prefix, job.queue, band), key, key)
         await self._await_acks(await batches.send_all())  # a failure leaves every row
-        await self.store.outbox_delete([r.seq for r in rows])
+        self._done = [r.seq for r in rows]  # deleted by the next round's read
         self.published += len(rows)
         self.dispatched += len(dispatch)
         metrics.EVENTS_PUBLISHED.inc(len(rows))
@@ -259,7 +303,8 @@ class Relay:
                 # holds without them (one in-flight batch per partition, rounds resent whole).
                 enable_idempotence=False,
                 partitioner=kafka.partition_of,
-                linger_ms=2,
+                # A round hands over whole batches: lingering would only delay them.
+                linger_ms=0,
                 max_batch_size=1024 * 1024,  # room for an event of MAX_EVENT_BYTES
             )
             await producer.start()
