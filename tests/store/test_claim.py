@@ -4,7 +4,7 @@ import asyncio
 from datetime import timedelta
 
 from conveyor.domain.job import JobStatus
-from conveyor.domain.records import Completion, QueueSettings, Release
+from conveyor.domain.records import Completion, Failure, QueueSettings, Release
 from conveyor.store import Store
 from tests.helpers import (
     assert_dt_close,
@@ -34,6 +34,36 @@ async def test_claim_takes_a_queued_job_under_a_lease(store: Store) -> None:
     assert before - slack <= claimed.started_at <= utcnow() + slack
     assert_dt_close(claimed.lease_expires_at, claimed.started_at + timedelta(seconds=30), tol=1.0)
     assert await store.get_job(job.id) == claimed
+
+
+async def test_claimed_jobs_are_the_stored_jobs_whatever_they_went_through(store: Store) -> None:
+    # SQLite reads back only the columns a claim did not set itself and fills in the rest
+    # (sqlite.py, _claimed_job): every field must still be the stored one, also for a retry
+    # (last_error kept) and a job requeued from the DLQ.
+    full = make_job(
+        payload={"k": [1, 2], "s": "é"}, priority=5, max_retries=1, timeout=12.5,
+        unique_key="u-1", tags=["a", "b"], tenant="t1",
+    )  # fmt: skip
+    retried, dead = await enqueue(store, full, make_job(max_retries=0))
+    first = await claim_exactly(store, 2)
+    await store.fail_many(
+        [
+            Failure(j.id, j.lease_token, f"boom {j.id}", None if j.id == dead.id else utcnow())
+            for j in first
+        ]
+    )
+    assert await store.promote_due() == 1
+    await store.requeue_dead(dead.id, {"edited": True})
+    await enqueue(store, make_job(run_at=utcnow() - timedelta(seconds=5)))
+    claimed = await store.claim("worker-x", ["default"], 10, 30.0)
+    assert len(claimed) == 3
+    assert {j.id: j for j in claimed} == {
+        j.id: j for j in await store.get_jobs([j.id for j in claimed])
+    }
+    by_id = {j.id: j for j in claimed}
+    assert by_id[retried.id].last_error == f"boom {retried.id}"
+    assert by_id[retried.id].attempt == 2
+    assert by_id[dead.id].payload == {"edited": True}
 
 
 async def test_each_claim_hands_out_a_new_lease_token(store: Store) -> None:

@@ -24,6 +24,17 @@ async def test_claim_ids_takes_exactly_the_given_queued_jobs(store: Store) -> No
     assert (events[-1].from_status, events[-1].to_status) == (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
+async def test_claim_ids_returns_the_stored_jobs(store: Store) -> None:
+    jobs = await enqueue(
+        store,
+        make_job(payload={"k": [1]}, priority=2, tags=["x"], tenant="t", unique_key="k-1"),
+        make_job(payload=[1, 2], timeout=7.5),
+    )
+    claimed = await store.claim_ids("w", [j.id for j in jobs], 30.0)
+    assert len(claimed) == 2
+    assert claimed == [await store.get_job(j.id) for j in claimed]
+
+
 async def test_claim_ids_refuses_what_claim_would_not_take(store: Store) -> None:
     running = await enqueue_one(store)
     cancelled = await enqueue_one(store)

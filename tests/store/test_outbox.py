@@ -144,6 +144,20 @@ async def test_every_transition_writes_its_outbox_row(publishing: Store) -> None
     assert len(set(seqs)) == len(seqs)
 
 
+async def test_a_completion_batch_records_only_the_completions_that_applied(
+    publishing: Store,
+) -> None:
+    await enqueue(publishing, make_job(), make_job())
+    a, b = await claim_exactly(publishing, 2)
+    applied = await publishing.complete_many(
+        [Completion(a.id, a.lease_token, 1), Completion(b.id, b.lease_token + 1, 2)]
+    )
+    assert applied == [a.id]
+    events = await _events(publishing)
+    assert _names(events[a.id]) == ["created", "started", "completed"]
+    assert _names(events[b.id]) == ["created", "started"]
+
+
 async def test_a_store_without_publishing_writes_no_outbox_row(
     store: Store, publishing: Store
 ) -> None:

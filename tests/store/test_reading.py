@@ -6,7 +6,7 @@ import pytest
 
 from conveyor.domain.errors import JobNotFound
 from conveyor.domain.job import Job, JobStatus
-from conveyor.domain.records import JobFilter
+from conveyor.domain.records import Completion, Failure, JobFilter
 from conveyor.store import Store
 from tests.helpers import (
     claim_exactly,
@@ -150,3 +150,32 @@ async def test_count_by_queue_status(store: Store) -> None:
         "a": {JobStatus.QUEUED: 2, JobStatus.SCHEDULED: 1},
         "b": {JobStatus.QUEUED: 1, JobStatus.RUNNING: 1},
     }
+
+
+async def test_count_by_queue_status_counts_every_status(store: Store) -> None:
+    # SQLite counts queued, running and the other jobs through three different indexes
+    # (migration 0007): every status, in two queues, must still add up.
+    await enqueue(store, *[make_job(queue=q) for q in ("x", "y") for _ in range(5)])
+    await enqueue(store, make_job(queue="y", run_at=seconds_from_now(3600)))
+    for q in ("x", "y"):
+        done, retrying, dead, _running, cancelled = await claim_exactly(store, 5, [q])
+        assert await store.complete_many([Completion(done.id, done.lease_token, None)])
+        await store.fail_many(
+            [
+                Failure(retrying.id, retrying.lease_token, "again", seconds_from_now(3600)),
+                Failure(dead.id, dead.lease_token, "fatal", None),
+            ]
+        )
+        await store.cancel(cancelled.id)
+    (queued,) = await enqueue(store, make_job(queue="x"))
+    raw = await store.count_by_queue_status()
+    got = {q: {JobStatus(s): n for s, n in by.items() if n} for q, by in raw.items()}
+    each = {
+        JobStatus.COMPLETED: 1,
+        JobStatus.RETRYING: 1,
+        JobStatus.DEAD: 1,
+        JobStatus.RUNNING: 1,
+        JobStatus.CANCELLED: 1,
+    }
+    assert got == {"x": {**each, JobStatus.QUEUED: 1}, "y": {**each, JobStatus.SCHEDULED: 1}}
+    assert queued.status == JobStatus.QUEUED

@@ -174,6 +174,10 @@ PARTIAL_INDEX_USERS = {
     "any_expired": "jobs_lease_idx",
     "select_expired": "jobs_lease_idx",
     "claim_arm": "jobs_claim_idx",
+    # the depth check's waiting jobs, and count_by_queue_status's jobs neither queued nor
+    # running (migration 0007)
+    "select_depth_limits": "jobs_queue_status_idx",
+    "count_by_queue_status": "jobs_queue_status_idx",
 }
 
 

@@ -235,6 +235,37 @@ def _row_to_job(r: Row) -> Job:
     )
 
 
+def _claimed_job(r: Row, worker_id: str, lease_expires_at: datetime, now: datetime) -> Job:
+    """A job from a claim's row ({{claimed_columns}}), with what the claim set itself: the same
+    Job as _row_to_job of the whole row, for fewer columns read per job. Positional, in Job's
+    field order (half the cost of keywords; tests/store/test_claim.py compares the two)."""
+    tags, result, finished_at = r[10], r[12], r[16]
+    return Job(
+        _uuid(r[0]),  # id
+        r[1],  # queue
+        r[2],  # type
+        orjson.loads(r[3]),  # payload
+        r[4],  # priority
+        JobStatus.RUNNING,  # status
+        _from_us(r[5]),  # run_at
+        r[6],  # attempt
+        r[7],  # max_retries
+        r[8],  # timeout
+        r[9],  # unique_key
+        [] if tags == "[]" else orjson.loads(tags),  # tags
+        r[11],  # tenant
+        None if result is None else orjson.loads(result),  # result
+        r[13],  # last_error
+        worker_id,  # worker_id
+        lease_expires_at,  # lease_expires_at
+        r[14],  # lease_token
+        _from_us(r[15]),  # created_at
+        now,  # started_at
+        None if finished_at is None else _from_us(finished_at),  # finished_at
+        now,  # updated_at
+    )
+
+
 def _job_params(j: Job, payload: str) -> Row:
     """insert_job's parameters; `payload` is the payload's JSON text."""
     return (
@@ -326,8 +357,13 @@ def _row_to_token(r: Row) -> ApiToken:
 
 
 def _claim_order(r: Row) -> tuple[int, int, str]:
-    """A claimed row's place in claim order (priority first, then run_at, then id)."""
+    """A job row's place in claim order (priority first, then run_at, then id)."""
     return (-r[4], r[6], r[0])
+
+
+def _claimed_order(r: Row) -> tuple[int, int, str]:
+    """_claim_order of a claim's row ({{claimed_columns}})."""
+    return (-r[4], r[5], r[0])
 
 
 def _path_from_url(url: str) -> Path:
@@ -1142,9 +1178,10 @@ class SQLiteStore:
         wanted_json = _dumps(wanted)
         peek = (Q.any_queued_anywhere, ()) if everywhere else (Q.any_queued, (wanted_json,))
 
-        def tx(conn: sqlite3.Connection) -> list[Row]:
+        def tx(conn: sqlite3.Connection) -> tuple[list[Row], int, int]:
             nonlocal wanted, wanted_json
             now = _now_us()
+            lease = now + _seconds_us(lease_seconds)
             if everywhere:
                 wanted = [r[0] for r in _fetch(conn, Q.queued_queues)]
                 wanted_json = _dumps(wanted)
@@ -1158,7 +1195,7 @@ class SQLiteStore:
                 elif concurrency is not None:
                     room[name] = concurrency - running
             arms: list[str] = []
-            params: list[Any] = [worker_id, now + _seconds_us(lease_seconds), now, now]
+            params: list[Any] = [worker_id, lease, now, now]
             for q in wanted:
                 n = min(limit, room.get(q, limit))
                 if q in paused or n <= 0:
@@ -1166,19 +1203,21 @@ class SQLiteStore:
                 arms.append(Q.claim_arm)
                 params += [q, n]
             if not arms:
-                return []
+                return [], now, lease
             params.append(limit)
             rows = _fetch(conn, Q.claim.format(arms=f" {Q.claim_arm_union} ".join(arms)), params)
-            rows.sort(key=_claim_order)
+            rows.sort(key=_claimed_order)
             if rows and self.publishes_events:
                 _outbox(conn, JobStatus.QUEUED, [r[0] for r in rows])
-            return rows
+            return rows, now, lease
 
-        rows = await self._write_if(peek, tx, long=limit > LONG_BATCH)
-        if isinstance(rows, _Skipped):
+        claimed = await self._write_if(peek, tx, long=limit > LONG_BATCH)
+        if isinstance(claimed, _Skipped):
             return []
         # The rows become jobs after the commit: the write lock is held for the SQL alone.
-        return [_row_to_job(r) for r in rows]
+        rows, now, lease = claimed
+        now_dt, lease_dt = _from_us(now), _from_us(lease)
+        return [_claimed_job(r, worker_id, lease_dt, now_dt) for r in rows]
 
     async def claim_ids(
         self, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
@@ -1187,11 +1226,12 @@ class SQLiteStore:
             return []
         wanted_json = _dumps(list(dict.fromkeys(str(i) for i in job_ids)))
 
-        def tx(conn: sqlite3.Connection) -> list[Row]:
+        def tx(conn: sqlite3.Connection) -> tuple[list[Row], int, int]:
             now = _now_us()
+            lease = now + _seconds_us(lease_seconds)
             candidates = _fetch(conn, Q.select_claimable_ids, (wanted_json, now))
             if not candidates:
-                return []
+                return [], now, lease
             queues = _dumps(sorted({q for _, q in candidates}))
             room: dict[str, int] = {}
             for name, is_paused, concurrency, running in _fetch(
@@ -1210,16 +1250,17 @@ class SQLiteStore:
                     room[queue] = left - 1
                     picked.append(job_id)
             if not picked:
-                return []
-            params = (worker_id, now + _seconds_us(lease_seconds), now, now, _dumps(picked))
+                return [], now, lease
+            params = (worker_id, lease, now, now, _dumps(picked))
             rows = _fetch(conn, Q.claim_ids, params)
-            rows.sort(key=_claim_order)
+            rows.sort(key=_claimed_order)
             if rows and self.publishes_events:
                 _outbox(conn, JobStatus.QUEUED, [r[0] for r in rows])
-            return rows
+            return rows, now, lease
 
-        rows = await self._write(tx)
-        return [_row_to_job(r) for r in rows]
+        rows, now, lease = await self._write(tx)
+        now_dt, lease_dt = _from_us(now), _from_us(lease)
+        return [_claimed_job(r, worker_id, lease_dt, now_dt) for r in rows]
 
     async def ready_jobs(self, queue: str, limit: int) -> list[ReadyJob]:
         rows = await self._read(Q.ready_jobs, (queue, _now_us(), limit))
@@ -1233,15 +1274,31 @@ class SQLiteStore:
             [[k, c.lease_token, _result_text(c)] for k, c in zip(keys, items, strict=True)]
         )
 
-        def tx(conn: sqlite3.Connection) -> list[Row]:
+        def tx(conn: sqlite3.Connection) -> None:
+            # Every item applies (the usual case) when as many rows changed as there are items:
+            # they are distinct jobs, and each matches at most one row. Otherwise the whole
+            # transaction rolls back and complete_returning names the ones that apply.
             now = _now_us()
-            rows = _fetch(conn, Q.complete, (now, now, batch))
+            cur = conn.execute(Q.complete, (now, now, batch))
+            cur.fetchall()
+            if cur.rowcount != len(keys):
+                raise _NotAll
+            if self.publishes_events:
+                _outbox(conn, JobStatus.RUNNING, keys)
+
+        def tx_returning(conn: sqlite3.Connection) -> list[Row]:
+            now = _now_us()
+            rows = _fetch(conn, Q.complete_returning, (now, now, batch))
             if self.publishes_events:
                 _outbox(conn, JobStatus.RUNNING, [r[0] for r in rows])
             return rows
 
-        rows = await self._write(tx, long=len(items) > LONG_BATCH)
-        return _applied(items, keys, rows)
+        long = len(items) > LONG_BATCH
+        try:
+            await self._write(tx, long=long)
+        except _NotAll:
+            return _applied(items, keys, await self._write(tx_returning, long=long))
+        return [item.job_id for item in items]
 
     async def fail_many(self, failures: Sequence[Failure]) -> list[uuid.UUID]:
         items, keys = _unique_by_job(failures)
@@ -1786,6 +1843,10 @@ class _Busy:
     """A transaction that could not take (or keep) the write lock, and was rolled back."""
 
     error: str
+
+
+class _NotAll(Exception):
+    """A batch update that did not apply to every item: roll back, and name the ones that do."""
 
 
 class _Abandoned(Exception):

@@ -6,9 +6,11 @@ A file holds blocks headed `-- name: claim_one`; the text up to the next header 
 Double-brace tokens name the domain's own vocabulary and are filled in at load, so a status
 set is spelled in one place (conveyor.domain.job) and never as literals in a query:
 `{{terminal}}` becomes `'cancelled', 'completed', 'dead'`, `{{waiting}}` the statuses that wait
-for their run_at, `{{parked}}` those listed through their own index, `{{job_columns}}` the
-column order both drivers' row mappers read, `{{publish}}` whether the transition statements
-write outbox rows. Single braces (JSON and array literals) are left alone.
+for their run_at, `{{parked}}` those listed through their own index (`{{parked_any}}` the same
+set as `(status = ... OR ...)`, `{{live}}` the non-terminal ones as `status <> ... AND ...`),
+`{{job_columns}}` the column order both drivers' row mappers read (`{{claimed_columns}}` what
+SQLite's claim returns), `{{publish}}` whether the transition statements write outbox rows.
+Single braces (JSON and array literals) are left alone.
 """
 
 from __future__ import annotations
@@ -29,6 +31,18 @@ def _sql_list(statuses: Iterable[JobStatus]) -> str:
     return ", ".join(f"'{s.value}'" for s in sorted(statuses))
 
 
+def _sql_any(statuses: Iterable[JobStatus]) -> str:
+    """`status IN (...)` as comparisons joined by OR: SQLite evaluates an IN list of three or
+    more values in a partial index's WHERE through a temporary b-tree for every row written
+    (sqlite migration 0007), so its indexes spell their predicates this way."""
+    return "(" + " OR ".join(f"status = '{s.value}'" for s in sorted(statuses)) + ")"
+
+
+def _sql_none(statuses: Iterable[JobStatus]) -> str:
+    """`status NOT IN (...)` as comparisons joined by AND (see _sql_any)."""
+    return " AND ".join(f"status <> '{s.value}'" for s in sorted(statuses))
+
+
 # The statuses a job rests in, which operators list (the dead-letter queue above all): only
 # these have a listing index, jobs_status_id_idx (migrations 0005). Every job passes through
 # the others, and an index entry per step was a fifth of the WAL a job wrote.
@@ -38,6 +52,9 @@ TOKENS: Mapping[str, str] = {
     "terminal": _sql_list(TERMINAL),
     "waiting": _sql_list(WAITING),
     "parked": _sql_list(PARKED),
+    # The same sets as SQLite's partial indexes spell them (sqlite migration 0007).
+    "parked_any": _sql_any(PARKED),
+    "live": _sql_none(TERMINAL),
     # Whether the transition statements also write their outbox rows (migration 0006). The
     # drivers load a second set with "true" for a store that publishes events.
     "publish": "false",
@@ -46,6 +63,12 @@ TOKENS: Mapping[str, str] = {
         "id, queue, type, payload, priority, status, run_at, attempt, max_retries, timeout, "
         "unique_key, tags, tenant, result, last_error, worker_id, lease_expires_at, lease_token, "
         "created_at, started_at, finished_at, updated_at"
+    ),
+    # What a claim returns on SQLite: the job columns less those the claim sets itself (status,
+    # worker_id, lease_expires_at, started_at, updated_at), which its driver fills in.
+    "claimed_columns": (
+        "id, queue, type, payload, priority, run_at, attempt, max_retries, timeout, unique_key, "
+        "tags, tenant, result, last_error, lease_token, created_at, finished_at"
     ),
     "worker_columns": (
         "id, hostname, pid, queues, concurrency, started_at, last_seen_at, running, meta"

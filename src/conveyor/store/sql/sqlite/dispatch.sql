@@ -9,11 +9,12 @@ WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued' AND run_at <=
 ORDER BY priority DESC, run_at, id
 
 -- name: claim_ids
+-- Returns the claimed_columns, as claim does.
 UPDATE jobs
 SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
     worker_id = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
 WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
-RETURNING {{job_columns}}
+RETURNING {{claimed_columns}}
 
 -- name: ready_jobs
 -- Queued, due jobs of one queue in claim order (a walk of the partial claim index).

@@ -7,11 +7,11 @@ INSERT INTO jobs ({{job_columns}})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: select_live_by_unique_keys
--- The live (non-terminal) jobs holding any of the batch's unique keys. The status list is
--- spelled exactly as the partial jobs_unique_key_idx's (migration 0004), so the index serves it.
+-- The live (non-terminal) jobs holding any of the batch's unique keys. The status condition is
+-- spelled exactly as the partial jobs_unique_key_idx's (migration 0007), so the index serves it.
 SELECT {{job_columns}} FROM jobs
 WHERE unique_key IN (SELECT value FROM json_each(?))
-  AND status NOT IN ({{terminal}})
+  AND {{live}}
 
 -- name: select_job
 SELECT {{job_columns}} FROM jobs WHERE id = ?
@@ -34,9 +34,9 @@ queue = ?
 status = ?
 
 -- name: list_filter_parked_status
--- A status with a listing index (see migration 0005): SQLite uses a partial index only when
--- the query spells its WHERE term.
-status = ? AND status IN ({{parked}})
+-- A status with a listing index (see migrations 0005, 0007): SQLite uses a partial index only
+-- when the query spells its WHERE term.
+status = ? AND {{parked_any}}
 
 -- name: list_filter_type
 type = ?
@@ -63,7 +63,20 @@ id < ?
 AND
 
 -- name: count_by_queue_status
-SELECT queue, status, count(*) FROM jobs GROUP BY queue, status
+-- Three covered walks (migration 0007): the jobs neither queued nor running through the partial
+-- jobs_queue_status_idx, queued ones through jobs_claim_idx, running ones through jobs_lease_idx
+-- (these few read their row for the queue).
+SELECT queue, status, count(*) FROM jobs
+ WHERE status <> 'queued' AND status <> 'running'
+ GROUP BY queue, status
+UNION ALL
+SELECT queue, 'queued', count(*) FROM jobs INDEXED BY jobs_claim_idx
+ WHERE status = 'queued'
+ GROUP BY queue
+UNION ALL
+SELECT queue, 'running', count(*) FROM jobs INDEXED BY jobs_lease_idx
+ WHERE status = 'running'
+ GROUP BY queue
 
 -- name: count_finished
 -- Finished jobs per status and time bucket since a time (parameter 1), the buckets parameter 2
@@ -81,9 +94,10 @@ WHERE status = 'queued' AND queue IN (SELECT value FROM json_each(?)) LIMIT 1
 
 -- name: claim_arm
 -- One arm per queue: each walks the partial claim index in claim order and stops after its
--- own limit, so no claim ever sorts the whole backlog (an IN list over queues would).
+-- own limit, so no claim ever sorts the whole backlog (an IN list over queues would). The index
+-- holds the rowid, so the claim finds its rows without a lookup in the primary key's index.
 SELECT * FROM (
-    SELECT id, priority, run_at FROM jobs
+    SELECT rowid AS rid, priority, run_at, id FROM jobs
     WHERE queue = ? AND status = 'queued'
     ORDER BY priority DESC, run_at, id LIMIT ?
 )
@@ -93,19 +107,33 @@ UNION ALL
 
 -- name: claim
 -- The arms placeholder takes claim_arm once per claimable queue, joined by claim_arm_union.
+-- Returns the claimed_columns: what the claim did not set itself (the driver fills in status,
+-- worker_id, lease_expires_at, started_at and updated_at from its own parameters), as every
+-- returned column costs its conversion for every job.
 UPDATE jobs
 SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
     worker_id = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
-WHERE id IN (
-    SELECT id FROM ({arms}) ORDER BY priority DESC, run_at, id LIMIT ?
+WHERE rowid IN (
+    SELECT rid FROM ({arms}) ORDER BY priority DESC, run_at, id LIMIT ?
 ) AND status = 'queued'
-RETURNING {{job_columns}}
+RETURNING {{claimed_columns}}
 
 -- name: complete
 -- Guarded batch updates (complete, fail, release) match (id, lease token, running). A
 -- completion writes no event row: the completed job row is its own record, keeping the
 -- worker_id of the attempt that completed it (migration 0005, store.common.audit_trail).
--- Batch items: [job id, lease token, result JSON text or null].
+-- Batch items: [job id, lease token, result JSON text or null]. No RETURNING: SQLite then
+-- reads every column of the old row, and buffers the returned ids; nearly always every item
+-- applies, which the count of changed rows tells (the items are distinct jobs). When it does
+-- not, the driver runs complete_returning instead.
+UPDATE jobs
+SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
+    lease_expires_at = NULL
+FROM json_each(?) AS c
+WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
+
+-- name: complete_returning
+-- complete, naming the jobs it completed.
 UPDATE jobs
 SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
     lease_expires_at = NULL
