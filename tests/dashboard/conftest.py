@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.observability.stack import Stack, migrate
+from tests.transport.conftest import redis_server  # noqa: F401 (the private redis-server fixture)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ stays up."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,22 +14,9 @@ import pytest
 from conveyor import App
 from conveyor.config import Settings
 from conveyor.transport.redis.transport import RedisTransport
-from tests.conftest import require_services
 from tests.dashboard.browser import CHROMIUM, FLAGS, TIMEOUT_MS, chromium
 from tests.observability.stack import Stack, migrate
 from tests.transport.conftest import RedisServer
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        require_services("redis-server", "not installed (scripts/services installs it)")
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture
