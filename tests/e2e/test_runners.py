@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import App, JobStatus
+from conveyor import App, JobContext, JobStatus
 from tests.e2e.conftest import fast_settings
 from tests.helpers import running, wait_until
 
@@ -70,3 +70,30 @@ async def test_a_timeout_stops_its_own_job_only_and_the_worker_goes_on(app: App)
     for e in after:
         job = await app.store.get_job(e.id)
         assert job.status == JobStatus.COMPLETED and job.result == "quick done"
+
+
+async def test_a_run_whose_job_this_worker_claimed_again_is_stopped(sqlite_url: str) -> None:
+    """The lease of a run expires (no heartbeat in time), the job is reaped and this same
+    worker claims it again: the first run is stopped, not left running beside the second
+    with nobody watching its timeout."""
+    app = App(settings=fast_settings(sqlite_url, lease_seconds=0.3, heartbeat_interval=30))
+    await app.open(migrate=True)
+    started: list[int] = []
+    stopped: list[int] = []
+
+    @app.job("stuck", max_retries=5, timeout=60)
+    async def stuck(payload: dict[str, Any], ctx: JobContext) -> None:
+        started.append(ctx.attempt)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.append(ctx.attempt)
+            raise
+
+    try:
+        await app.enqueue("stuck", {})
+        async with running(app.worker(concurrency=4)):
+            await wait_until(lambda: 2 in started, timeout=10, message="a second attempt")
+            await wait_until(lambda: 1 in stopped, message="the first run stopped")
+    finally:
+        await app.close()

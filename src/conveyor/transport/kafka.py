@@ -6,7 +6,6 @@ deployment without Kafka never loads it (it is the optional `kafka` extra).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import ssl
 import zlib
@@ -25,7 +24,7 @@ DEAD = "dead"  # every job that ends dead, as its `dead` event
 # among the ids a worker takes at once.
 HIGH, NORMAL, LOW = "high", "normal", "low"
 BANDS = (HIGH, NORMAL, LOW)
-_TOPIC_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
+_TOPIC_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def topic(settings: Settings, name: str) -> str:
@@ -41,12 +40,13 @@ def band_of(priority: int) -> str:
 def jobs_topic(prefix: str, queue: str, band: str = NORMAL) -> str:
     """A queue's dispatch topic for a band: `<prefix>.jobs.<queue>` for the normal band,
     `<prefix>.jobs-high.<queue>` and `<prefix>.jobs-low.<queue>` for the others (the band
-    before the queue, as queue names may contain dots). A queue name with a character Kafka
-    refuses in topic names (`:`) has it replaced by `-` and its CRC-32 appended, so two queue
-    names never share a topic."""
+    before the queue). A queue name with a character Kafka refuses in topic names (`:`), or a
+    dot (Kafka refuses two topics whose names differ only by `.` against `_`, so `a.b` and
+    `a_b` could not both exist), has it replaced by `-` and its CRC-32 appended, so two queue
+    names never share a topic and the broker never refuses one."""
     name = queue
     if not _TOPIC_SAFE.fullmatch(queue):
-        name = f"{re.sub(r'[^A-Za-z0-9._-]', '-', queue)}.{zlib.crc32(queue.encode()):08x}"
+        name = f"{re.sub(r'[^A-Za-z0-9_-]', '-', queue)}.{zlib.crc32(queue.encode()):08x}"
     kind = "jobs" if band == NORMAL else f"jobs-{band}"
     return f"{prefix}.{kind}.{name}"
 
@@ -90,11 +90,13 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-async def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
-    """Create the topics that do not exist yet (partitions and replication from settings).
-    Racing another creator is fine: a topic that exists is what was wanted."""
+async def ensure_topics(settings: Settings, names: Iterable[str]) -> dict[str, str]:
+    """Create the topics that do not exist yet (partitions and replication from settings);
+    the ones the broker refused, with its reason (a name it rejects, ACLs, a creation policy).
+    Racing another creator is fine: a topic that exists is what was wanted. The client does
+    not raise for a refused topic; the answer carries an error code per topic."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
 
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
@@ -105,8 +107,13 @@ async def ensure_topics(settings: Settings, names: Iterable[str]) -> None:
             for name in dict.fromkeys(names)
             if name not in existing
         ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+        if not missing:
+            return {}
+        response = await admin.create_topics(missing)
+        return {
+            topic: f"{for_code(code).__name__}: {rest[0] if rest else ''}".rstrip(": ")
+            for topic, code, *rest in response.topic_errors
+            if code not in (0, TopicAlreadyExistsError.errno)
+        }
     finally:
         await admin.close()

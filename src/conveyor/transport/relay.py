@@ -104,6 +104,7 @@ class Relay:
         self._producer: Any = None
         self._topics_ready = False
         self._jobs_topics: set[str] = set()  # dispatch topics known to exist
+        self._refused_topics: set[str] = set()  # ... and refused (looked at again after a failure)
         self._stopping = asyncio.Event()
         self._woken = asyncio.Event()  # set by stop() and wake()
         self._lead_checked = float("-inf")
@@ -141,6 +142,7 @@ class Relay:
                     # broker that came back empty has none.
                     self._topics_ready = False
                     self._jobs_topics.clear()
+                    self._refused_topics.clear()
                     wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
                 # After a failure only stop() cuts the backoff short: a wake per submit must
                 # not hammer a broker that is down.
@@ -209,16 +211,10 @@ class Relay:
             return 0
         producer = await self._ensure_producer()
         dispatch = [r.job for r in rows if self.dispatches and r.job.status is JobStatus.QUEUED]
-        if dispatch:
-            await self._ensure_jobs_topics(dispatch)
         batches = _Batches(producer)
-        prefix = self.settings.kafka_topic_prefix
         # Dispatches first, so the producer sends them before the round's events (other
         # topics: a job's events keep their order among themselves).
-        for job in dispatch:
-            key = str(job.id).encode()
-            band = kafka.band_of(job.priority)
-            await batches.add(kafka.jobs_topic(prefix, job.queue, band), key, key)
+        dispatched = await self._add_dispatches(batches, dispatch)
         for row in rows:
             job = row.job
             if not is_promotion(row.from_status, job.status):
@@ -230,10 +226,10 @@ class Relay:
         await self._await_acks(await batches.send_all())  # a failure leaves every row
         self._done = [r.seq for r in rows]  # deleted by the next round's read
         self.published += len(rows)
-        self.dispatched += len(dispatch)
+        self.dispatched += dispatched
         metrics.EVENTS_PUBLISHED.inc(len(rows))
-        if dispatch:
-            metrics.TRANSPORT_DISPATCHED.labels("outbox").inc(len(dispatch))
+        if dispatched:
+            metrics.TRANSPORT_DISPATCHED.labels("outbox").inc(dispatched)
         return len(rows)
 
     async def redispatch_once(self) -> int:
@@ -257,19 +253,14 @@ class Relay:
                     stale.append(j)
         if not stale:
             return 0
-        await self._ensure_jobs_topics(stale)
         batches = _Batches(await self._ensure_producer())
-        prefix = settings.kafka_topic_prefix
-        for j in stale:
-            key = str(j.id).encode()
-            band = kafka.band_of(j.priority)
-            await batches.add(kafka.jobs_topic(prefix, j.queue, band), key, key)
+        sent = await self._add_dispatches(batches, stale)
         await self._await_acks(await batches.send_all())
         for j in stale:
             self._recent[j.id] = mono
-        self.redispatched += len(stale)
-        metrics.TRANSPORT_DISPATCHED.labels("sweep").inc(len(stale))
-        return len(stale)
+        self.redispatched += sent
+        metrics.TRANSPORT_DISPATCHED.labels("sweep").inc(sent)
+        return sent
 
     async def _await_acks(self, acks: list[asyncio.Future[Any]]) -> None:
         # Not gather: a timeout must not cancel the acks, which the producer still resolves.
@@ -280,18 +271,35 @@ class Relay:
         if failures:  # one fails the round (each failure retrieved, once)
             raise failures[0]
 
-    async def _ensure_jobs_topics(self, jobs: Sequence[Any]) -> None:
+    async def _add_dispatches(self, batches: _Batches, jobs: Sequence[Any]) -> int:
+        """Each job's id to its band's dispatch topic, creating the topics not seen yet; the
+        number added. A job whose topic the broker refuses to create (ACLs, a creation policy)
+        is left out, with a warning per topic, rather than failing every round after it: it
+        stays queued in the store, where a worker's store fallback claims it."""
         prefix = self.settings.kafka_topic_prefix
-        wanted = {kafka.jobs_topic(prefix, j.queue, kafka.band_of(j.priority)) for j in jobs}
-        if not wanted <= self._jobs_topics:
-            await kafka.ensure_topics(self.settings, sorted(wanted - self._jobs_topics))
-            self._jobs_topics |= wanted
+        topics = [kafka.jobs_topic(prefix, j.queue, kafka.band_of(j.priority)) for j in jobs]
+        unknown = set(topics) - self._jobs_topics - self._refused_topics
+        if unknown:
+            refused = await kafka.ensure_topics(self.settings, sorted(unknown))
+            for name, reason in refused.items():
+                log.warning("dispatch topic refused by the broker", topic=name, reason=reason)
+            self._refused_topics |= refused.keys()
+            self._jobs_topics |= unknown - refused.keys()
+        added = 0
+        for job, name in zip(jobs, topics, strict=True):
+            if name in self._jobs_topics:
+                key = str(job.id).encode()
+                await batches.add(name, key, key)
+                added += 1
+        return added
 
     async def _ensure_producer(self) -> Any:
         if not self._topics_ready:
             # Before sending: a broker that came back empty has no topics, and a producer would
             # wait for their metadata until its timeout.
-            await kafka.ensure_topics(self.settings, (self.events_topic, self.dead_topic))
+            refused = await kafka.ensure_topics(self.settings, (self.events_topic, self.dead_topic))
+            if refused:  # nothing can be published: the round fails, the rows wait
+                raise RuntimeError(f"the broker refused Conveyor's topics: {refused}")
             self._topics_ready = True
         if self._producer is None:
             from aiokafka import AIOKafkaProducer
@@ -317,6 +325,7 @@ class Relay:
         producer, self._producer = self._producer, None
         self._topics_ready = False
         self._jobs_topics.clear()
+        self._refused_topics.clear()
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), self.settings.kafka_request_timeout)

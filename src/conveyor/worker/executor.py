@@ -399,6 +399,9 @@ class Worker:
                 queue, type_ = job.queue, job.type
                 series = metrics.job_series(queue, type_)
                 count, waits = groups.setdefault(series, ([0], []))
+            old = running.get(job.id)
+            if old is not None:
+                self._superseded(old)
             r = _Running(job, series)
             held[job.id] = r
             running[job.id] = r
@@ -458,12 +461,23 @@ class Worker:
             return
         r.ended = True
         other = self._running.pop(r.job.id, None)
-        if other is not None and other is not r:  # never in practice: ids are unique
+        if other is not None and other is not r:  # a newer run of the job (see _superseded)
             self._running[r.job.id] = other
         self.processed += 1
         self._slot_freed.set()
         if r.waiter is not None and not r.waiter.done():
             r.waiter.set_result(None)
+
+    def _superseded(self, r: _Running) -> None:
+        """This worker claimed a job again while an earlier run of it is still here (its lease
+        expired, e.g. while the store was unreachable, and the job was reaped): that run's lease
+        is lost, so it stops as on a lost heartbeat, rather than run on beside the new one with
+        nobody watching its timeout (the watchdog and the heartbeat follow the newest run)."""
+        if r.ended or r.cancel_reason is not None:
+            return
+        if not self._unqueue(r):
+            r.cancel_reason = "lost"
+            self._cancel(r)
 
     def _cancel(self, r: _Running) -> None:
         """Stop a started job's run (its `cancel_reason` or `timed_out` says why)."""
