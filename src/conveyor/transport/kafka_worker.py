@@ -102,8 +102,10 @@ class KafkaWorkerStore:
             records, self._poll_store = [], True
         if not records:
             if self._poll_store:
-                self._poll_store = False
                 jobs = await self._store.claim(worker_id, queues, limit, lease_seconds)
+                # A full batch: more may wait that Kafka does not bring (a broker down or
+                # restarted empty), so the next claim asks the store again.
+                self._poll_store = len(jobs) >= limit
                 self.from_store += len(jobs)
                 if jobs:  # ready jobs Kafka did not bring: a log that started again?
                     await self._rewind_if_past_end(consumer)
@@ -164,7 +166,12 @@ class KafkaWorkerStore:
             ]
             if not parts:
                 continue
-            fetched = await consumer.getmany(*parts, timeout_ms=0, max_records=want)
+            try:
+                fetched = await consumer.getmany(*parts, timeout_ms=0, max_records=want)
+            except KafkaError:
+                if not taken:
+                    raise
+                return taken  # what is in hand gets claimed; the failed band waits its turn
             for rs in fetched.values():
                 taken.extend(rs)
         return taken
@@ -302,9 +309,12 @@ class KafkaWorkerStore:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
-        with contextlib.suppress(Exception):
-            if self._committer is not None:
+        # Apart: a commit stuck on a broker that is down (wait_for cancels it) must not keep
+        # the consumer running and in the group until its session times out.
+        if self._committer is not None:
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._committer, self._settings.kafka_request_timeout)
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(consumer.stop(), self._settings.kafka_request_timeout)
 
 
