@@ -15,9 +15,9 @@ WHERE q.max_depth IS NOT NULL AND q.name IN (SELECT value FROM json_each(?))
 
 -- name: select_claim_settings
 -- Paused flag and, for queues with a concurrency limit, how many of their jobs run now: a walk
--- of the running jobs (jobs_lease_idx, as on PostgreSQL), reading each one's queue. Their
--- number is bounded by the workers' slots; an index by queue would cost every claim and
--- completion an entry moved (migration 0007).
+-- of the running jobs' lease index (jobs_lease_idx, as on PostgreSQL), which carries the queue:
+-- no row is read. Their number is bounded by the workers' slots; an index by queue would cost
+-- every claim and completion an entry moved (migration 0007).
 SELECT name, paused, concurrency,
        CASE WHEN concurrency IS NULL THEN 0 ELSE
            (SELECT count(*) FROM jobs INDEXED BY jobs_lease_idx
