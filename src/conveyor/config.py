@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     # from the store; "redis": ready ids travel through Redis at redis_url, the store stays the
     # truth (README, "The Redis transport"); "kafka": ready ids travel through topics per queue
     # and priority band (README, "The Kafka transport"). Every process reads it; they may
-    # disagree safely.
+    # disagree without losing a job, but a Kafka deployment wants it on every process: a
+    # leading relay in a process on another transport publishes events without dispatching,
+    # and Kafka workers then find those jobs only through their store fallback.
     transport: Literal["store", "redis", "kafka"] = "store"
     transport_key_prefix: str = "conveyor"
     transport_sweep_limit: int = Field(default=1000, ge=1, le=100_000)  # per queue and sweep

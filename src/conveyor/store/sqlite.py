@@ -1280,7 +1280,6 @@ class SQLiteStore:
             # transaction rolls back and complete_returning names the ones that apply.
             now = _now_us()
             cur = conn.execute(Q.complete, (now, now, batch))
-            cur.fetchall()
             if cur.rowcount != len(keys):
                 raise _NotAll
             if self.publishes_events:

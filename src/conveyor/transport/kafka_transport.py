@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+import structlog
+
 from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError
 from conveyor.domain.job import Job
@@ -24,6 +26,8 @@ from conveyor.store.base import Store
 from conveyor.transport.base import HeldIds
 from conveyor.transport.kafka_worker import KafkaWorkerStore
 from conveyor.transport.relay import Relay, running_relay, wake_relays
+
+log = structlog.get_logger("conveyor.transport.kafka")
 
 
 class KafkaTransport:
@@ -46,11 +50,14 @@ class KafkaTransport:
         wake_relays()
 
     async def sweep(self, store: Store) -> None:
-        if self._relay_task is not None and not self._relay_task.done():
+        task = self._relay_task
+        if task is not None and not task.done():
             return
-        other = running_relay(
-            self.settings
-        )  # the scheduler's or the server's: one per process is enough
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("relay stopped by an error", error=repr(task.exception()))
+        self._relay_task = None  # ended: close() must not stop a relay this one adopts
+        # The scheduler's or the server's relay, if this process runs one: one is enough.
+        other = running_relay(self.settings)
         if other is not None:
             self.relay = other
             return

@@ -123,7 +123,7 @@ class Relay:
         _RUNNING.append(self)
         try:
             while not self._stopping.is_set():
-                wait = self.settings.relay_interval
+                wait, failed = self.settings.relay_interval, False
                 try:
                     if await self._leads():
                         sent = await self.relay_once()
@@ -143,10 +143,10 @@ class Relay:
                     self._topics_ready = False
                     self._jobs_topics.clear()
                     self._refused_topics.clear()
-                    wait, backoff = backoff, min(backoff * 2, BACKOFF[1])
+                    wait, backoff, failed = backoff, min(backoff * 2, BACKOFF[1]), True
                 # After a failure only stop() cuts the backoff short: a wake per submit must
                 # not hammer a broker that is down.
-                if wait != self.settings.relay_interval:
+                if failed:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), wait)
                 else:
