@@ -74,6 +74,7 @@ async def test_ready_jobs_lists_queued_due_jobs_in_claim_order(store: Store) -> 
         (low.id, 0, "default"),
     ]
     assert ready[1].run_at == low.run_at
+    assert ready[1].updated_at == (await store.get_job(low.id)).updated_at  # ready since
     assert [r.id for r in await store.ready_jobs("default", 1)] == [high.id]
     await store.claim_ids("w", [high.id], 30.0)
     assert [r.id for r in await store.ready_jobs("default", 10)] == [low.id]

@@ -70,6 +70,9 @@ class ReadyJob:
     queue: str
     priority: int
     run_at: datetime
+    # When the job last changed (became queued, for a queued job: created, promoted, reaped,
+    # released, requeued): how long it has been ready, whatever its run_at says.
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

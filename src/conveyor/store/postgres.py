@@ -928,7 +928,9 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def ready_jobs(self, queue: str, limit: int) -> list[ReadyJob]:
         rows = await self.pool.fetch(Q.ready_jobs, queue, limit)
-        return [ReadyJob(r["id"], r["queue"], r["priority"], r["run_at"]) for r in rows]
+        return [
+            ReadyJob(r["id"], r["queue"], r["priority"], r["run_at"], r["updated_at"]) for r in rows
+        ]
 
     @_unavailable_as_store_error
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:

@@ -1264,7 +1264,7 @@ class SQLiteStore:
 
     async def ready_jobs(self, queue: str, limit: int) -> list[ReadyJob]:
         rows = await self._read(Q.ready_jobs, (queue, _now_us(), limit))
-        return [ReadyJob(_uuid(r[0]), r[1], r[2], _from_us(r[3])) for r in rows]
+        return [ReadyJob(_uuid(r[0]), r[1], r[2], _from_us(r[3]), _from_us(r[4])) for r in rows]
 
     async def complete_many(self, completions: Sequence[Completion]) -> list[uuid.UUID]:
         items, keys = _unique_by_job(completions)

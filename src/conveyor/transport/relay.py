@@ -249,7 +249,9 @@ class Relay:
             if q is not None and q.paused:
                 continue
             for j in await self.store.ready_jobs(queue, settings.transport_sweep_limit):
-                if j.run_at <= cutoff and j.id not in self._recent:
+                # Ready since before the cutoff (updated_at: a job just reaped or released
+                # keeps its old run_at, and its outbox row is dispatching it right now).
+                if max(j.run_at, j.updated_at) <= cutoff and j.id not in self._recent:
                     stale.append(j)
         if not stale:
             return 0

@@ -45,7 +45,7 @@ SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 
 -- name: ready_jobs
 -- Queued, due jobs of one queue in claim order (a walk of jobs_claim_idx that LIMIT stops).
-SELECT id, queue, priority, run_at FROM jobs
+SELECT id, queue, priority, run_at, updated_at FROM jobs
  WHERE status = 'queued' AND queue = $1 AND run_at <= now()
  ORDER BY priority DESC, run_at, id
  LIMIT $2

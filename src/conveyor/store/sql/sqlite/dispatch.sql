@@ -18,6 +18,6 @@ RETURNING {{claimed_columns}}
 
 -- name: ready_jobs
 -- Queued, due jobs of one queue in claim order (a walk of the partial claim index).
-SELECT id, queue, priority, run_at FROM jobs
+SELECT id, queue, priority, run_at, updated_at FROM jobs
 WHERE queue = ? AND status = 'queued' AND run_at <= ?
 ORDER BY priority DESC, run_at, id LIMIT ?
