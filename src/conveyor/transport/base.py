@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from conveyor.domain.job import Job
+from conveyor.domain.job import ALL_QUEUES, DEFAULT_QUEUE, Job
 from conveyor.store.base import Store
 
 
@@ -34,6 +34,16 @@ class HeldIds:
 
     ready: int
     processing: int
+
+
+async def swept_queues(store: Store) -> list[tuple[str, bool]]:
+    """The queues a transport's sweep looks at, by name, each with whether it is paused: every
+    queue a registered worker names, every queue with settings, and the default. Not "*": a
+    worker on every queue claims from the store."""
+    settings = {q.name: q for q in await store.list_queue_settings()}
+    names = {q for w in await store.list_workers() for q in w.queues}
+    names = (names | set(settings) | {DEFAULT_QUEUE}) - {ALL_QUEUES}
+    return [(n, n in settings and settings[n].paused) for n in sorted(names)]
 
 
 class Transport(Protocol):

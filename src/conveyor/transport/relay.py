@@ -47,10 +47,11 @@ import structlog
 from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.domain.events import is_promotion
-from conveyor.domain.job import ALL_QUEUES, DEFAULT_QUEUE, JobStatus
+from conveyor.domain.job import JobStatus
 from conveyor.domain.records import ReadyJob
 from conveyor.store.base import Store
 from conveyor.transport import kafka
+from conveyor.transport.base import swept_queues
 from conveyor.transport.events import HEADERS, cloud_event, encode, source_for
 
 log = structlog.get_logger("conveyor.relay")
@@ -239,14 +240,10 @@ class Relay:
         after = settings.kafka_redispatch_after
         mono = time.monotonic()
         self._recent = {k: t for k, t in self._recent.items() if mono - t < after}
-        queue_settings = {q.name: q for q in await self.store.list_queue_settings()}
-        queues = {q for w in await self.store.list_workers() for q in w.queues}
-        queues = (queues | set(queue_settings) | {DEFAULT_QUEUE}) - {ALL_QUEUES}
         cutoff = datetime.now(UTC) - timedelta(seconds=after)
         stale: list[ReadyJob] = []
-        for queue in sorted(queues):
-            q = queue_settings.get(queue)
-            if q is not None and q.paused:
+        for queue, paused in await swept_queues(self.store):
+            if paused:
                 continue
             for j in await self.store.ready_jobs(queue, settings.transport_sweep_limit):
                 # Ready since before the cutoff (updated_at: a job just reaped or released

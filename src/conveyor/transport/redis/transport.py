@@ -30,9 +30,9 @@ from typing import cast
 from conveyor import metrics
 from conveyor.config import Settings
 from conveyor.domain.errors import ConfigError
-from conveyor.domain.job import DEFAULT_QUEUE, Job, JobStatus
+from conveyor.domain.job import Job, JobStatus
 from conveyor.store.base import Store
-from conveyor.transport.base import HeldIds
+from conveyor.transport.base import HeldIds, swept_queues
 from conveyor.transport.redis.batch import DispatchBatcher
 from conveyor.transport.redis.keys import QueueKeys, member
 from conveyor.transport.redis.link import CALL_TIMEOUT, RedisError, RedisLink
@@ -91,10 +91,7 @@ class RedisTransport:
         if not self.link.available():
             return
         limit = self.settings.transport_sweep_limit
-        settings = {q.name: q for q in await store.list_queue_settings()}
-        queues = {q for w in await store.list_workers() for q in w.queues}
-        queues |= set(settings) | {DEFAULT_QUEUE}
-        for queue in sorted(queues):
+        for queue, paused in await swept_queues(store):
             keys = self.keys(queue)
             try:
                 recovered, ready, processing = await self.link.recover(
@@ -106,8 +103,7 @@ class RedisTransport:
             metrics.TRANSPORT_RECOVERED.inc(recovered)
             metrics.TRANSPORT_SIZE.labels(queue, "ready").set(ready)
             metrics.TRANSPORT_SIZE.labels(queue, "processing").set(processing)
-            q = settings.get(queue)
-            if (q is not None and q.paused) or ready >= limit:
+            if paused or ready >= limit:
                 # Paused: its jobs would only be refused. A full batch already waiting in
                 # Redis keeps the workers busy; what Redis misses is offered once it drains.
                 continue
