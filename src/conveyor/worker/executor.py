@@ -500,8 +500,7 @@ class Worker:
         while self._ready:
             r = self._ready.popleft()
             self._ended(r)
-            self._outcomes.add(Release(r.job.id, r.job.lease_token, reason="worker shutdown"))
-            self._ctx(r).log.info("job handed back on shutdown")
+            self._hand_back(r)
 
     # -- timeouts --------------------------------------------------------------------------
     def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
@@ -643,13 +642,11 @@ class Worker:
         )
 
     def _on_cancelled(self, r: _Running) -> None:
-        job = r.job
         ctx = self._ctx(r)
         ctx.cancelled.set()
         reason = r.cancel_reason
         if reason == "shutdown":
-            self._outcomes.add(Release(job.id, job.lease_token, reason="worker shutdown"))
-            ctx.log.info("job handed back on shutdown")
+            self._hand_back(r)
         elif reason == "abandoned":
             # Its thread still runs: handing the job back would let another worker run it at
             # the same time. The lease stays held (heart-beaten until the worker stops), then
@@ -659,8 +656,17 @@ class Worker:
                 lease_seconds=self.settings.lease_seconds,
             )
         else:  # lease lost or job cancelled: the store already moved on
-            self._drop_lease(r)
-            ctx.log.info("job stopped: lease lost or job cancelled")
+            self._forget_lost(r)
+
+    def _hand_back(self, r: _Running) -> None:
+        """Shutdown: the job goes back uncharged, for another worker to run."""
+        self._outcomes.add(Release(r.job.id, r.job.lease_token, reason="worker shutdown"))
+        self._ctx(r).log.info("job handed back on shutdown")
+
+    def _forget_lost(self, r: _Running) -> None:
+        """The store moved the job on (lease lost, job cancelled): nothing to report."""
+        self._drop_lease(r)
+        self._ctx(r).log.info("job stopped: lease lost or job cancelled")
 
     def _drop_lease(self, r: _Running) -> None:
         if self._held.get(r.job.id) is r:
@@ -764,8 +770,7 @@ class Worker:
                 if r.ended or r.cancel_reason is not None:
                     continue
                 if self._unqueue(r):  # no runner took it yet: it never runs here
-                    self._drop_lease(r)
-                    self._ctx(r).log.info("job stopped: lease lost or job cancelled")
+                    self._forget_lost(r)
                     continue
                 r.cancel_reason = "lost"
                 self._cancel(r)
