@@ -189,6 +189,11 @@ def _in_lock_order(items: Sequence[_Outcome]) -> list[_Outcome]:
     return sorted(items, key=lambda item: item.job_id)
 
 
+def _outbox_row(r: asyncpg.Record) -> OutboxRow:
+    status = r["from_status"]
+    return OutboxRow(r["seq"], None if status is None else _STATUS[status], _job(r))
+
+
 def _json_param(value: Any, encoded: bytes | None) -> orjson.Fragment | None:
     """A JSON value as a jsonb (or jsonb[] element) parameter: its bytes when the caller
     already encoded it, else encoded here. Always a Fragment, never a list or dict: asyncpg
@@ -1178,22 +1183,12 @@ class PostgresStore:
     @_unavailable_as_store_error
     async def outbox_pending(self, limit: int) -> list[OutboxRow]:
         rows = await self.pool.fetch(Q.outbox_pending, limit)
-        return [
-            OutboxRow(
-                r["seq"], None if r["from_status"] is None else _STATUS[r["from_status"]], _job(r)
-            )
-            for r in rows
-        ]
+        return [_outbox_row(r) for r in rows]
 
     @_unavailable_as_store_error
     async def outbox_next(self, done: Sequence[int], limit: int) -> list[OutboxRow]:
         rows = await self.pool.fetch(Q.outbox_next, limit, list(done))
-        return [
-            OutboxRow(
-                r["seq"], None if r["from_status"] is None else _STATUS[r["from_status"]], _job(r)
-            )
-            for r in rows
-        ]
+        return [_outbox_row(r) for r in rows]
 
     @_unavailable_as_store_error
     async def outbox_delete(self, seqs: Sequence[int]) -> None:

@@ -139,6 +139,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 
+def _outbox_row(seq: int, from_status: str | None, job: str | bytes) -> OutboxRow:
+    status = None if from_status is None else _STATUS[from_status]
+    return OutboxRow(seq, status, _row_to_job(orjson.loads(job)))
+
+
 def _now_us() -> int:
     # Same clock as datetime.now(UTC), without building a datetime on the hot path.
     return time.time_ns() // 1000
@@ -1505,10 +1510,7 @@ class SQLiteStore:
 
     async def outbox_pending(self, limit: int) -> list[OutboxRow]:
         rows = await self._read(Q.outbox_pending, (limit,))
-        return [
-            OutboxRow(seq, None if frm is None else _STATUS[frm], _row_to_job(orjson.loads(job)))
-            for seq, frm, job in rows
-        ]
+        return [_outbox_row(*r) for r in rows]
 
     async def outbox_next(self, done: Sequence[int], limit: int) -> list[OutboxRow]:
         if not done:  # nothing to delete: the reader's, without the write lock
@@ -1520,10 +1522,7 @@ class SQLiteStore:
             return _fetch(conn, Q.outbox_pending, (limit,))
 
         rows = await self._write(tx, long=True)  # up to `limit` rows read: on the store's thread
-        return [
-            OutboxRow(seq, None if frm is None else _STATUS[frm], _row_to_job(orjson.loads(job)))
-            for seq, frm, job in rows
-        ]
+        return [_outbox_row(*r) for r in rows]
 
     async def outbox_delete(self, seqs: Sequence[int]) -> None:
         if seqs:
