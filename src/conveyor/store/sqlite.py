@@ -112,6 +112,8 @@ Row = tuple[Any, ...]
 
 # Every query of this driver, by name (store/sql/sqlite/*.sql).
 Q = sql.load("sqlite")
+# complete, naming the jobs it completed (only when a batch did not apply whole).
+_COMPLETE_RETURNING = Q.complete + "\nRETURNING id"
 
 log = logging.getLogger(__name__)
 
@@ -1282,7 +1284,7 @@ class SQLiteStore:
         def tx(conn: sqlite3.Connection) -> None:
             # Every item applies (the usual case) when as many rows changed as there are items:
             # they are distinct jobs, and each matches at most one row. Otherwise the whole
-            # transaction rolls back and complete_returning names the ones that apply.
+            # transaction rolls back and the statement runs again, naming the ones that apply.
             now = _now_us()
             cur = conn.execute(Q.complete, (now, now, batch))
             if cur.rowcount != len(keys):
@@ -1292,7 +1294,7 @@ class SQLiteStore:
 
         def tx_returning(conn: sqlite3.Connection) -> list[Row]:
             now = _now_us()
-            rows = _fetch(conn, Q.complete_returning, (now, now, batch))
+            rows = _fetch(conn, _COMPLETE_RETURNING, (now, now, batch))
             if self.publishes_events:
                 _outbox(conn, JobStatus.RUNNING, [r[0] for r in rows])
             return rows

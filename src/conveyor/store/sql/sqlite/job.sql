@@ -125,21 +125,12 @@ RETURNING {{claimed_columns}}
 -- Batch items: [job id, lease token, result JSON text or null]. No RETURNING: SQLite then
 -- reads every column of the old row, and buffers the returned ids; nearly always every item
 -- applies, which the count of changed rows tells (the items are distinct jobs). When it does
--- not, the driver runs complete_returning instead.
+-- not, the driver runs it again with `RETURNING id` to learn which applied.
 UPDATE jobs
 SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
     lease_expires_at = NULL
 FROM json_each(?) AS c
 WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
-
--- name: complete_returning
--- complete, naming the jobs it completed.
-UPDATE jobs
-SET status = 'completed', result = c.value ->> 2, finished_at = ?, updated_at = ?,
-    lease_expires_at = NULL
-FROM json_each(?) AS c
-WHERE jobs.id = c.value ->> 0 AND jobs.lease_token = c.value ->> 1 AND +jobs.status = 'running'
-RETURNING id
 
 -- name: fail_events
 -- Failures and releases write their event first, from the same guarded join the UPDATE then
