@@ -1055,16 +1055,10 @@ class PostgresStore:
         key = self._next_waiter
         self._next_waiter += 1
         self._waiters[key] = (wanted, fut)
-        # Awaited directly, with a timer for the timeout: a notification resumes this waiter
-        # in the next turn of the loop (asyncio.wait would take two, and a task of its own).
-        timer = loop.call_later(remaining, _wake, fut)
         try:
-            await fut
+            await _woken_or_timeout(fut, remaining)
         finally:
-            timer.cancel()
             self._waiters.pop(key, None)
-            if not fut.done():
-                fut.cancel()
 
     async def wait_for_outbox(self, timeout: float) -> None:
         """Never raises: a missing listener degrades to polling at `timeout`."""
@@ -1079,14 +1073,10 @@ class PostgresStore:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._outbox_waiters.add(fut)
-        timer = loop.call_later(remaining, _wake, fut)
         try:
-            await fut
+            await _woken_or_timeout(fut, remaining)
         finally:
-            timer.cancel()
             self._outbox_waiters.discard(fut)
-            if not fut.done():
-                fut.cancel()
 
     async def _ensure_listener(self, budget: float) -> None:
         if self._listener is not None and not self._listener.is_closed():
@@ -1511,6 +1501,19 @@ class PostgresStore:
             total += n
             if n < PRUNE_BATCH:
                 return total
+
+
+async def _woken_or_timeout(fut: asyncio.Future[None], timeout: float) -> None:
+    """Until a notification wakes `fut`, or `timeout`. Awaited directly, with a timer: a
+    notification resumes the waiter in the next turn of the loop (asyncio.wait would take
+    two, and a task of its own)."""
+    timer = asyncio.get_running_loop().call_later(timeout, _wake, fut)
+    try:
+        await fut
+    finally:
+        timer.cancel()
+        if not fut.done():
+            fut.cancel()
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
