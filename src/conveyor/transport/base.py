@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from conveyor.domain.job import ALL_QUEUES, DEFAULT_QUEUE, Job
 from conveyor.store.base import Store
@@ -44,6 +44,17 @@ async def swept_queues(store: Store) -> list[tuple[str, bool]]:
     names = {q for w in await store.list_workers() for q in w.queues}
     names = (names | set(settings) | {DEFAULT_QUEUE}) - {ALL_QUEUES}
     return [(n, n in settings and settings[n].paused) for n in sorted(names)]
+
+
+class StoreOverlay:
+    """Base of a transport's worker store: `claim` and `wait_for_jobs` are the transport's
+    (a subclass defines them), every other call is the store's own."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 class Transport(Protocol):

@@ -41,6 +41,7 @@ from conveyor.config import Settings
 from conveyor.domain.job import ALL_QUEUES, Job
 from conveyor.store.base import Store
 from conveyor.transport import kafka
+from conveyor.transport.base import StoreOverlay
 
 log = structlog.get_logger("conveyor.transport")
 
@@ -61,9 +62,9 @@ def offsets_to_commit(records: Sequence[Any]) -> dict[Any, int]:
     return out
 
 
-class KafkaWorkerStore:
+class KafkaWorkerStore(StoreOverlay):
     def __init__(self, store: Store, settings: Settings) -> None:
-        self._store = store
+        super().__init__(store)
         self._settings = settings
         self._prefix = settings.kafka_topic_prefix
         self._consumer: Any = None
@@ -81,9 +82,6 @@ class KafkaWorkerStore:
         self.from_store = 0  # jobs claimed by the store fallback
         self.rewound = 0  # partitions read again from their start
         self._rewind_checked = float("-inf")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
     # -- claim ----------------------------------------------------------------------------
     async def claim(

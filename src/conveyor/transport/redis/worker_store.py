@@ -36,17 +36,18 @@ from typing import Any, cast
 
 from conveyor.domain.job import Job
 from conveyor.store.base import Store
+from conveyor.transport.base import StoreOverlay
 from conveyor.transport.redis.keys import QueueKeys, member_id
 from conveyor.transport.redis.link import RedisError, RedisLink
 
 
-class RedisWorkerStore:
+class RedisWorkerStore(StoreOverlay):
     def __init__(
         self, store: Store, link: RedisLink, keys: Callable[[str], QueueKeys], deadline_ms: int
     ) -> None:
         """`keys`: a queue's keys; `deadline_ms`: how long a taken id may wait for its
         acknowledged claim before the sweep puts it back."""
-        self._store = store
+        super().__init__(store)
         self._link = link
         self._keys = keys
         self._deadline_ms = deadline_ms
@@ -59,9 +60,6 @@ class RedisWorkerStore:
         self._room = 1
         # One-queue workers, busy: the next take, sent while the store claims this batch.
         self._ahead: asyncio.Future[list[tuple[str, list[bytes]]]] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
 
     async def claim(
         self, worker_id: str, queues: Sequence[str], limit: int, lease_seconds: float
