@@ -256,6 +256,16 @@ def child_pythonpath() -> str:
 
 
 @contextlib.asynccontextmanager
+async def opened(app: Any) -> AsyncIterator[Any]:
+    """An App open on its store (schema migrated) for the block, closed afterwards."""
+    await app.open(migrate=True)
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+@contextlib.asynccontextmanager
 async def running(worker: Any) -> AsyncIterator[Any]:
     """Run a worker for the block; stop it (gracefully) and wait for it afterwards."""
     task = asyncio.create_task(worker.run())

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from conveyor import App
 from conveyor.config import Settings
+from tests.helpers import opened
 from tests.kafka.conftest import kafka  # noqa: F401 (the session's broker, for the kafka cell)
 
 # Modules whose behaviour depends on how jobs reach workers run under every transport:
@@ -73,9 +74,5 @@ async def transport(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, A
 
 @pytest_asyncio.fixture
 async def app(store_url: str, transport: dict[str, Any]) -> AsyncIterator[App]:
-    a = App(settings=fast_settings(store_url, **transport))
-    await a.open(migrate=True)
-    try:
+    async with opened(App(settings=fast_settings(store_url, **transport))) as a:
         yield a
-    finally:
-        await a.close()

@@ -12,19 +12,15 @@ import pytest
 
 from conveyor import App, JobContext, JobStatus
 from tests.e2e.conftest import fast_settings
-from tests.helpers import running, wait_until
+from tests.helpers import opened, running, wait_until
 
 LEAK: contextvars.ContextVar[int] = contextvars.ContextVar("leak")
 
 
 @pytest.fixture
 async def app(sqlite_url: str) -> AsyncIterator[App]:
-    a = App(settings=fast_settings(sqlite_url))
-    await a.open(migrate=True)
-    try:
+    async with opened(App(settings=fast_settings(sqlite_url))) as a:
         yield a
-    finally:
-        await a.close()
 
 
 async def test_a_job_never_sees_context_variables_an_earlier_job_set(app: App) -> None:
@@ -77,7 +73,6 @@ async def test_a_run_whose_job_this_worker_claimed_again_is_stopped(sqlite_url: 
     worker claims it again: the first run is stopped, not left running beside the second
     with nobody watching its timeout."""
     app = App(settings=fast_settings(sqlite_url, lease_seconds=0.3, heartbeat_interval=30))
-    await app.open(migrate=True)
     started: list[int] = []
     stopped: list[int] = []
 
@@ -90,10 +85,8 @@ async def test_a_run_whose_job_this_worker_claimed_again_is_stopped(sqlite_url: 
             stopped.append(ctx.attempt)
             raise
 
-    try:
+    async with opened(app):
         await app.enqueue("stuck", {})
         async with running(app.worker(concurrency=4)):
             await wait_until(lambda: 2 in started, timeout=10, message="a second attempt")
             await wait_until(lambda: 1 in stopped, message="the first run stopped")
-    finally:
-        await app.close()

@@ -18,7 +18,7 @@ from conveyor.transport.kafka_transport import KafkaTransport
 from conveyor.transport.kafka_worker import KafkaWorkerStore
 from conveyor.worker.executor import Worker
 from tests.e2e.conftest import fast_settings, kafka_settings
-from tests.helpers import running, wait_until
+from tests.helpers import opened, running, wait_until
 from tests.kafka.broker import Tansu
 from tests.kafka.test_relay import Collector
 
@@ -33,12 +33,8 @@ def kafka_app(store_url: str, broker: Tansu, **kw: Any) -> App:
 
 @pytest_asyncio.fixture
 async def app(pg_url: str, kafka: Tansu) -> AsyncIterator[App]:
-    a = kafka_app(pg_url, kafka)
-    await a.open(migrate=True)
-    try:
+    async with opened(kafka_app(pg_url, kafka)) as a:
         yield a
-    finally:
-        await a.close()
 
 
 def kafka_store(worker: Worker) -> KafkaWorkerStore:

@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from conveyor import App, JobStatus, NewJob
 from tests.e2e.conftest import fast_settings, kafka_settings
-from tests.helpers import child_pythonpath, wait_until
+from tests.helpers import child_pythonpath, opened, wait_until
 from tests.kafka.broker import Tansu
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,12 +35,8 @@ def settings(kafka: Tansu) -> dict[str, Any]:
 @pytest_asyncio.fixture
 async def app(pg_url: str, settings: dict[str, Any]) -> AsyncIterator[App]:
     """The submitting side: no worker, no housekeeping here (the workers relay and reap)."""
-    a = App(settings=fast_settings(pg_url, **settings))
-    await a.open(migrate=True)
-    try:
+    async with opened(App(settings=fast_settings(pg_url, **settings))) as a:
         yield a
-    finally:
-        await a.close()
 
 
 def spawn(pg_url: str, settings: dict[str, Any], *args: str) -> subprocess.Popen[bytes]:

@@ -16,7 +16,7 @@ from conveyor import App, JobContext, NonRetryable, metrics
 from conveyor.api import create_app
 from conveyor.store import open_store
 from tests.e2e.conftest import fast_settings
-from tests.helpers import running, wait_until
+from tests.helpers import opened, running, wait_until
 
 
 def sample(name: str, **labels: str) -> float:
@@ -25,12 +25,8 @@ def sample(name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def app(sqlite_url: str) -> AsyncIterator[App]:
-    a = App(settings=fast_settings(sqlite_url))
-    await a.open(migrate=True)
-    try:
+    async with opened(App(settings=fast_settings(sqlite_url))) as a:
         yield a
-    finally:
-        await a.close()
 
 
 async def test_job_counters_follow_outcomes(app: App) -> None:
