@@ -294,6 +294,8 @@ async def test_worker_claims_no_more_than_its_concurrency(app: App) -> None:
     await app.enqueue_many([app.new_job("gated") for _ in range(30)])
     async with running(app.worker(concurrency=7)) as w:
         await wait_until(lambda: w.running_count == 7)
+        # Claimed is not yet started: runners take the claimed jobs one loop turn apart.
+        await wait_until(lambda: active == 7, message="seven handlers running at once")
         counts = (await app.store.count_by_queue_status())["default"]
         assert counts.get(JobStatus.RUNNING) == 7  # prefetch is bounded by free slots
         assert counts.get(JobStatus.QUEUED) == 23
