@@ -6,7 +6,10 @@ leaves stays for the whole run: a claim or a housekeeping scan that walks them s
 a falling rate. Printed: the drain rate of each window of jobs (and of the first and last
 10,000), rows written per job (inserts, updates, HOT updates, dead tuples, from
 pg_stat_user_tables), table + index bytes per job, and WAL bytes per job (the difference of
-pg_current_wal_lsn() across the run; nothing else should write to the server meanwhile).
+pg_current_wal_lsn() across the run; nothing else should write to the server meanwhile), and
+the checkpoints that ran during the drain: the first change to a page after a checkpoint
+writes the whole page to the WAL, so a window a checkpoint falls in is slower whatever the
+queue does (with the default max_wal_size of 1GB, a million jobs bring on two or three).
 
     .venv/bin/python benchmarks/soak.py -n 1000000           # ~5 minutes here
     .venv/bin/python benchmarks/soak.py -n 100000 --src /tmp/before/src
@@ -58,6 +61,12 @@ async def wal_lsn(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn"))
 
 
+async def checkpoints(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+    )
+
+
 async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> None:
     schema = f"soak_{uuid.uuid4().hex[:8]}"
     url = f"{dsn}?schema={schema}"
@@ -76,6 +85,7 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
         wal1 = await wal_lsn(admin)
         print(f"jobs {n:,}  concurrency {concurrency}  schema {schema}")
         print(f"enqueue: {n / enq:,.0f} jobs/s, WAL {(wal1 - wal0) / n:,.0f} bytes/job")
+        ckpt0 = await checkpoints(admin)
 
         stamps: list[float] = []
         all_ran = asyncio.Event()
@@ -109,6 +119,14 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
             return (hi - lo) / (stamps[hi - 1] - stamps[lo]) if hi - 1 > lo else float("nan")
 
         print(f"drain: {n / drained:,.0f} jobs/s, WAL {(wal2 - wal1) / n:,.0f} bytes/job")
+        ckpt = await checkpoints(admin) - ckpt0
+        max_wal, timeout = await admin.fetchval("SHOW max_wal_size"), await admin.fetchval(
+            "SHOW checkpoint_timeout"
+        )
+        print(
+            f"checkpoints during the drain: {ckpt} (max_wal_size {max_wal}, checkpoint_timeout"
+            f" {timeout}); the windows they fall in pay for full-page writes"
+        )
         for lo in range(0, n, window):
             hi = min(n, lo + window)
             print(f"  jobs {lo:>9,}-{hi:<9,} {rate(lo, hi):>9,.0f} jobs/s")
