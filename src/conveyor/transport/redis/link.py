@@ -50,6 +50,13 @@ class RedisLink:
             socket_keepalive=True,
             health_check_interval=0,
         )
+        # Submits' dispatches, sent one call at a time (DispatchBatcher): on a connection of
+        # their own rather than the pool's, whose checkout and return (a readiness probe of
+        # the socket, connection-count bookkeeping) cost about as much client time as the
+        # round trip itself, on the enqueue-to-start path.
+        self.dispatcher = aioredis.Redis(
+            connection_pool=self.client.connection_pool, single_connection_client=True
+        )
         self.take = _script(self.client, "take")
         self.ack = _script(self.client, "ack")
         self.dispatch = _script(self.client, "dispatch")
@@ -84,6 +91,7 @@ class RedisLink:
             )
 
     async def close(self) -> None:
+        await self.dispatcher.aclose()  # gives its connection back to the pool first
         await self.client.aclose()
 
 

@@ -85,7 +85,9 @@ class RedisTransport:
         metrics.TRANSPORT_DISPATCHED.labels("enqueue").inc(sum(map(len, by_queue.values())))
 
     async def _send(self, queue: str, members: list[str]) -> object:
-        return await self.link.dispatch(keys=self.keys(queue).all(), args=members)
+        return await self.link.dispatch(
+            keys=self.keys(queue).all(), args=members, client=self.link.dispatcher
+        )
 
     async def sweep(self, store: Store) -> None:
         if not self.link.available():
