@@ -120,9 +120,8 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
 
         print(f"drain: {n / drained:,.0f} jobs/s, WAL {(wal2 - wal1) / n:,.0f} bytes/job")
         ckpt = await checkpoints(admin) - ckpt0
-        max_wal, timeout = await admin.fetchval("SHOW max_wal_size"), await admin.fetchval(
-            "SHOW checkpoint_timeout"
-        )
+        max_wal = await admin.fetchval("SHOW max_wal_size")
+        timeout = await admin.fetchval("SHOW checkpoint_timeout")
         print(
             f"checkpoints during the drain: {ckpt} (max_wal_size {max_wal}, checkpoint_timeout"
             f" {timeout}); the windows they fall in pay for full-page writes"
