@@ -221,3 +221,36 @@ async def test_postgres_lists_a_parked_status_through_its_index(pg_url: str) -> 
         assert (await store.list_jobs(JobFilter(status=JobStatus.DEAD))).jobs == []
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> None:
+    """The transports' claim (claim_ids) must cost the same with a long backlog as without:
+    its generic plan once read jobs_claim_idx whole (every queued job) to claim a few ids."""
+    store = open_store(pg_url)
+    assert isinstance(store, PostgresStore)
+    await store.connect()
+    try:
+        await store.migrate()
+        async with store.pool.acquire() as conn:
+            # Statistics taken when few jobs waited among many finished ones (as after a
+            # drain): the plan that scans jobs_claim_idx looks cheap, until a backlog builds.
+            await conn.execute(
+                "INSERT INTO jobs (id, queue, type, status, run_at)"
+                " SELECT gen_random_uuid(), 'q', 't',"
+                "  CASE WHEN i % 200 = 0 THEN 'queued' ELSE 'completed' END, now()"
+                " FROM generate_series(1, 20000) AS i"
+            )
+            await conn.execute("ANALYZE jobs")
+            await conn.execute("SET plan_cache_mode = force_generic_plan")
+            await conn.execute(f"PREPARE claim_ids AS {Q_PG.claim_ids}")
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN EXECUTE claim_ids(ARRAY[gen_random_uuid()], 'w', 30, '{}')"
+                )
+            )
+        assert "jobs_claim_idx" not in plan, plan
+        assert "Seq Scan on jobs" not in plan, plan
+    finally:
+        await store.close()

@@ -8,10 +8,18 @@
 -- rows (lock_limited_queues), as claim_many does. Ids that are not claimable (cancelled, taken
 -- by another worker, finished, unknown) are skipped: the caller learns of them by omission.
 -- Like every claim, no job_events row (the job row holds it: store.common.audit_trail).
-WITH cand AS (
-    SELECT j.id, j.queue, j.priority, j.run_at FROM jobs j
-     WHERE j.id = ANY($1::uuid[]) AND j.status = 'queued' AND j.run_at <= now()
-       FOR UPDATE SKIP LOCKED
+-- The ids are looked up through the primary key and nothing else: 'queued' comes from a column
+-- of the materialized input, as in `complete`. With the literal, the generic plan that
+-- asyncpg's prepared statement settles on ANDed a bitmap of the primary key with one of
+-- jobs_claim_idx for `run_at <= now()`, i.e. read every queued job's entry (and every dead one
+-- left by earlier claims) to claim one id: 5 ms at 39k entries, growing with the backlog.
+WITH input AS MATERIALIZED (
+    SELECT t.id, 'queued'::text AS queued FROM unnest($1::uuid[]) AS t(id)
+), cand AS (
+    SELECT j.id, j.queue, j.priority, j.run_at
+      FROM input i JOIN jobs j ON j.id = i.id
+     WHERE j.status = i.queued AND j.run_at <= now()
+       FOR UPDATE OF j SKIP LOCKED
 ), room AS (
     SELECT q.name,
            CASE WHEN s.concurrency IS NULL THEN 2147483647
