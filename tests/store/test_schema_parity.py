@@ -10,7 +10,9 @@ such an index with its list in another order would silently turn a lookup into a
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -136,6 +138,20 @@ async def migrated(url: str) -> None:
         await store.close()
 
 
+@contextlib.asynccontextmanager
+async def pg_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of a migrated PostgreSQL store (its schema on the search_path)."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    await store.connect()
+    try:
+        await store.migrate()
+        async with store.pool.acquire() as conn:
+            yield conn
+    finally:
+        await store.close()
+
+
 def test_both_backends_have_the_same_migration_files() -> None:
     names = {
         backend: {f.stem for f in (MIGRATIONS_DIR / backend).glob("*.sql")}
@@ -227,30 +243,23 @@ async def test_postgres_lists_a_parked_status_through_its_index(pg_url: str) -> 
 async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> None:
     """The transports' claim (claim_ids) must cost the same with a long backlog as without:
     its generic plan once read jobs_claim_idx whole (every queued job) to claim a few ids."""
-    store = open_store(pg_url)
-    assert isinstance(store, PostgresStore)
-    await store.connect()
-    try:
-        await store.migrate()
-        async with store.pool.acquire() as conn:
-            # Statistics taken when few jobs waited among many finished ones (as after a
-            # drain): the plan that scans jobs_claim_idx looks cheap, until a backlog builds.
-            await conn.execute(
-                "INSERT INTO jobs (id, queue, type, status, run_at)"
-                " SELECT gen_random_uuid(), 'q', 't',"
-                "  CASE WHEN i % 200 = 0 THEN 'queued' ELSE 'completed' END, now()"
-                " FROM generate_series(1, 20000) AS i"
+    async with pg_connection(pg_url) as conn:
+        # Statistics taken when few jobs waited among many finished ones (as after a
+        # drain): the plan that scans jobs_claim_idx looks cheap, until a backlog builds.
+        await conn.execute(
+            "INSERT INTO jobs (id, queue, type, status, run_at)"
+            " SELECT gen_random_uuid(), 'q', 't',"
+            "  CASE WHEN i % 200 = 0 THEN 'queued' ELSE 'completed' END, now()"
+            " FROM generate_series(1, 20000) AS i"
+        )
+        await conn.execute("ANALYZE jobs")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE claim_ids AS {Q_PG.claim_ids}")
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN EXECUTE claim_ids(ARRAY[gen_random_uuid()], 'w', 30, '{}')"
             )
-            await conn.execute("ANALYZE jobs")
-            await conn.execute("SET plan_cache_mode = force_generic_plan")
-            await conn.execute(f"PREPARE claim_ids AS {Q_PG.claim_ids}")
-            plan = "\n".join(
-                r[0]
-                for r in await conn.fetch(
-                    "EXPLAIN EXECUTE claim_ids(ARRAY[gen_random_uuid()], 'w', 30, '{}')"
-                )
-            )
-        assert "jobs_claim_idx" not in plan, plan
-        assert "Seq Scan on jobs" not in plan, plan
-    finally:
-        await store.close()
+        )
+    assert "jobs_claim_idx" not in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan
