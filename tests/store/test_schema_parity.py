@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -263,3 +264,38 @@ async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> 
         )
     assert "jobs_claim_idx" not in plan, plan
     assert "Seq Scan on jobs" not in plan, plan
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("statement", "args"),
+    [
+        ("claim_ids", lambda ids: (ids, "w", 30.0, [])),
+        ("complete", lambda ids: (ids, [1], [None])),
+        ("heartbeat", lambda ids: ("w", ids, [1], 30.0)),
+    ],
+)
+async def test_postgres_hot_statements_keep_their_generic_plan(
+    pg_url: str, statement: str, args: Callable[[list[uuid.UUID]], tuple[object, ...]]
+) -> None:
+    """One-job calls (a worker at a low steady rate) must not be planned anew each time:
+    when a custom plan could see an array parameter's length, the plan cache kept choosing
+    custom plans over the generic one, and planning cost more than the statement."""
+    sql = getattr(Q_PG, statement)
+    async with pg_connection(pg_url) as conn:
+        # A table of some size, with statistics: on an empty one every plan costs the same.
+        await conn.execute(
+            "INSERT INTO jobs (id, queue, type, status, run_at)"
+            " SELECT gen_random_uuid(), 'q', 't', 'completed', now()"
+            " FROM generate_series(1, 20000)"
+        )
+        await conn.execute("ANALYZE jobs")
+        for _ in range(20):
+            await conn.fetch(sql, *args([uuid.uuid4()]))
+        row = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            sql,
+        )
+    assert row is not None
+    # The plan cache's first five executions are custom plans by design.
+    assert (row["generic_plans"], row["custom_plans"]) == (15, 5)
