@@ -32,6 +32,7 @@ from conveyor.domain.job import (
 from conveyor.domain.limits import MAX_BATCH
 from conveyor.domain.payload import to_json
 from conveyor.domain.retry import RetryPolicy
+from conveyor.runtime.logs import adopt_logging
 from conveyor.service.jobs import JobService
 from conveyor.service.maintenance import run_maintenance
 from conveyor.service.startup import ensure_migrated
@@ -114,6 +115,7 @@ class App:
     async def open(self, *, migrate: bool = False) -> App:
         """Connect; `migrate` applies pending migrations, else a store without its schema
         raises SchemaMissing (naming the store and the command to run) and stays closed."""
+        adopt_logging(self.settings.log_level, self.settings.log_format)
         if self._store is not None:
             if migrate:
                 await self._store.migrate()

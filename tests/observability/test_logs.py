@@ -141,3 +141,36 @@ def test_a_500_under_uvicorn_is_one_json_line(tmp_path: Path) -> None:
     assert any(e.get("logger") == "uvicorn.error" for e in events)
     access = [e for e in events if e.get("logger") == "uvicorn.access"]
     assert len(access) == 1 and "/v1/jobs" in access[0]["event"] and "500" in access[0]["event"]
+
+
+def test_an_app_in_a_script_logs_json_at_info(tmp_path: Path) -> None:
+    """A program that embeds an App and configures no logging still gets JSON lines at the
+    settings' level: structlog's defaults would print a console line per job run."""
+    events = run(
+        """
+        import asyncio
+        import conveyor
+
+        app = conveyor.App("sqlite:///jobs.db")
+        done = asyncio.Event()
+
+        @app.job("noop")
+        async def noop(payload, ctx):
+            done.set()
+
+        async def main():
+            await app.open(migrate=True)
+            await app.enqueue("noop", {})
+            worker = app.worker(concurrency=1)
+            task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(done.wait(), 30)
+            worker.stop()
+            await task
+            await app.close()
+
+        asyncio.run(main())
+        """,
+        tmp_path,
+    )
+    assert any(e["event"] == "worker started" for e in events), events
+    assert all(e["level"] != "debug" for e in events), events

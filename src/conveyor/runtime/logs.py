@@ -35,36 +35,48 @@ def _keep(_logger: Any, _method: str, event: Any) -> Any:
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure structlog and the standard library's root logger (replacing its handlers:
-    a process entry point owns its logging)."""
-    lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
-    )
-    # JSON: a traceback becomes the `exception` string of its event (one line once rendered);
-    # the console renderer prints exc_info itself, readably.
-    exc_info: structlog.types.Processor = (
-        structlog.processors.format_exc_info if fmt != "console" else _keep
-    )
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+def _level(level: str) -> int:
+    return logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+
+
+def _renderer(fmt: str) -> structlog.types.Processor:
+    if fmt == "console":
+        return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    return structlog.processors.JSONRenderer()
+
+
+def _exc_info(fmt: str) -> structlog.types.Processor:
+    """JSON: a traceback becomes the `exception` string of its event (one line once
+    rendered); the console renderer prints exc_info itself, readably."""
+    return structlog.processors.format_exc_info if fmt != "console" else _keep
+
+
+_TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+
+def _configure_structlog(level: str, fmt: str) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            timestamper,
-            exc_info,
+            _TIMESTAMPER,
+            _exc_info(fmt),
             redact_secrets,  # last before rendering: also covers formatted tracebacks
-            renderer,
+            _renderer(fmt),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        # One write per line (message and newline together), like the handler below, so lines
-        # from both never interleave.
+        wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
+        # One write per line (message and newline together), like the root handler of
+        # configure_logging, so lines from both never interleave.
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Configure structlog and the standard library's root logger (replacing its handlers:
+    a process entry point owns its logging)."""
+    _configure_structlog(level, fmt)
+    exc_info = _exc_info(fmt)
     handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -74,13 +86,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
                 structlog.contextvars.merge_contextvars,
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
-                timestamper,
+                _TIMESTAMPER,
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 exc_info,
                 redact_secrets,
-                renderer,
+                _renderer(fmt),
             ],
         )
     )
@@ -88,5 +100,15 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(lvl)
+    root.setLevel(_level(level))
     logging.captureWarnings(True)  # warnings.warn() output: a log line like any other
+
+
+def adopt_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """For Conveyor inside a program that did not configure structlog (an `App` in a script):
+    Conveyor's own lines at `level`, in `fmt`. Left alone, structlog's defaults print every
+    debug line (one per job run) in console format, which also cost a worker more CPU than
+    the jobs themselves (a no-op drain ran 3x slower). The standard library's logging stays
+    the program's; a program that configured structlog keeps its configuration."""
+    if not structlog.is_configured():
+        _configure_structlog(level, fmt)
