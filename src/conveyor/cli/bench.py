@@ -27,6 +27,7 @@ from conveyor.app import App
 from conveyor.cli.common import run_async
 from conveyor.config import Settings
 from conveyor.domain.job import NewJob
+from conveyor.runtime.heap import freeze_startup_heap
 from conveyor.runtime.logs import configure_logging
 from conveyor.store import open_store
 from conveyor.worker import Registry, Worker
@@ -56,6 +57,7 @@ def bench_worker(store: Any, queue: str, concurrency: int, latencies: list[float
 
     registry.register("bench.noop", noop, queue=queue)
     settings = Settings(poll_interval=0.5, heartbeat_interval=5.0)
+    freeze_startup_heap()  # as `conveyor worker` does before it runs
     return Worker(store, registry, queues=[queue], concurrency=concurrency, settings=settings)
 
 
