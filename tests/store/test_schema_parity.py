@@ -241,7 +241,12 @@ async def test_postgres_lists_a_parked_status_through_its_index(pg_url: str) -> 
 
 
 @pytest.mark.postgres
-async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> None:
+@pytest.mark.parametrize(
+    ("statement", "args"), [("claim_ids", "'w', 30"), ("claim_ids_limited", "'w', 30, '{}'")]
+)
+async def test_postgres_claims_ids_through_the_primary_key_only(
+    pg_url: str, statement: str, args: str
+) -> None:
     """The transports' claim (claim_ids) must cost the same with a long backlog as without:
     its generic plan once read jobs_claim_idx whole (every queued job) to claim a few ids."""
     async with pg_connection(pg_url) as conn:
@@ -255,11 +260,11 @@ async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> 
         )
         await conn.execute("ANALYZE jobs")
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE claim_ids AS {Q_PG.claim_ids}")
+        await conn.execute(f"PREPARE claim_ids AS {getattr(Q_PG, statement)}")
         plan = "\n".join(
             r[0]
             for r in await conn.fetch(
-                "EXPLAIN EXECUTE claim_ids(ARRAY[gen_random_uuid()], 'w', 30, '{}')"
+                f"EXPLAIN EXECUTE claim_ids(ARRAY[gen_random_uuid()], {args})"
             )
         )
     assert "jobs_claim_idx" not in plan, plan
@@ -270,7 +275,8 @@ async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> 
 @pytest.mark.parametrize(
     ("statement", "args"),
     [
-        ("claim_ids", lambda ids: (ids, "w", 30.0, [])),
+        ("claim_ids", lambda ids: (ids, "w", 30.0)),
+        ("claim_ids_limited", lambda ids: (ids, "w", 30.0, [])),
         ("complete", lambda ids: (ids, [1], [None])),
         ("heartbeat", lambda ids: ("w", ids, [1], 30.0)),
     ],

@@ -925,9 +925,11 @@ class PostgresStore:
                 # limited queue is locked; only stores that have such queues pay for it.
                 async with conn.transaction():
                     locked = [r["name"] for r in await conn.fetch(Q.lock_limited_queues, limited)]
-                    rows = await conn.fetch(self._q.claim_ids, ids, worker_id, lease, locked)
+                    rows = await conn.fetch(
+                        self._q.claim_ids_limited, ids, worker_id, lease, locked
+                    )
             else:
-                rows = await conn.fetch(self._q.claim_ids, ids, worker_id, lease, [])
+                rows = await conn.fetch(self._q.claim_ids, ids, worker_id, lease)
         return [_job(r) for r in rows]
 
     @_unavailable_as_store_error

@@ -3,10 +3,9 @@
 
 -- name: claim_ids
 -- The jobs $1 that `claim` could take now, and no others: queued, due, their queue not paused
--- and, for a queue with a concurrency limit, at most its room (lowest claim order first).
--- Limited queues take part only when named in $4, which the caller passes after locking their
--- rows (lock_limited_queues), as claim_many does. Ids that are not claimable (cancelled, taken
--- by another worker, finished, unknown) are skipped: the caller learns of them by omission.
+-- and without a concurrency limit (those take claim_ids_limited, as in claim_one). Ids that
+-- are not claimable (cancelled, taken by another worker, finished, unknown, or of a queue
+-- limited since the caller last looked) are skipped: the caller learns of them by omission.
 -- Like every claim, no job_events row (the job row holds it: store.common.audit_trail).
 -- The ids are looked up through the primary key and nothing else: 'queued' comes from a column
 -- of the materialized input, as in `complete`. With the literal, the generic plan that
@@ -14,6 +13,33 @@
 -- jobs_claim_idx for `run_at <= now()`, i.e. read every queued job's entry (and every dead one
 -- left by earlier claims) to claim one id: 5 ms at 39k entries, growing with the backlog.
 -- The array comes through a sub-select so that plans cannot see its length (see complete).
+-- Without the room arithmetic of claim_ids_limited: 9.7 instead of 12.3 us per claimed row.
+WITH input AS MATERIALIZED (
+    SELECT t.id, 'queued'::text AS queued FROM unnest((SELECT $1::uuid[])) AS t(id)
+), claimed AS (
+    UPDATE jobs
+       SET status = 'running', attempt = attempt + 1, lease_token = lease_token + 1,
+           worker_id = $2, lease_expires_at = now() + $3::float8 * interval '1 second',
+           started_at = now(), updated_at = now()
+     WHERE id = ANY(ARRAY(
+               SELECT j.id
+                 FROM input i JOIN jobs j ON j.id = i.id
+                WHERE j.status = i.queued AND j.run_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM queues s
+                                   WHERE s.name = j.queue AND (s.paused OR s.concurrency IS NOT NULL))
+                  FOR UPDATE OF j SKIP LOCKED))
+    RETURNING {{job_columns}}
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id
+
+-- name: claim_ids_limited
+-- `claim_ids` for a store with concurrency-limited queues: a limited queue's jobs are claimed
+-- up to its room (lowest claim order first), and only when named in $4, which the caller
+-- passes after locking their rows (lock_limited_queues), as claim_many does. Plans as in
+-- claim_ids.
 WITH input AS MATERIALIZED (
     SELECT t.id, 'queued'::text AS queued FROM unnest((SELECT $1::uuid[])) AS t(id)
 ), cand AS (
