@@ -267,6 +267,27 @@ async def test_postgres_claims_ids_through_the_primary_key_only(pg_url: str) -> 
 
 
 @pytest.mark.postgres
+async def test_postgres_promotes_through_the_primary_key_only(pg_url: str) -> None:
+    """Promotion (promote) must touch only the jobs it moves: its generic plan once hash-joined
+    a sequential scan of jobs to the due ones, i.e. read the whole table to promote a few."""
+    async with pg_connection(pg_url) as conn:
+        # Statistics taken during a burst of retries (a tenth of the jobs waiting and due):
+        # the plan that reads every job looks cheaper than looking up each due one.
+        await conn.execute(
+            "INSERT INTO jobs (id, queue, type, status, run_at)"
+            " SELECT gen_random_uuid(), 'q', 't',"
+            "  CASE WHEN i % 10 = 0 THEN 'retrying' ELSE 'completed' END, now()"
+            " FROM generate_series(1, 20000) AS i"
+        )
+        await conn.execute("ANALYZE jobs")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE promote AS {Q_PG.promote}")
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE promote(1000, 'c')"))
+    assert "jobs_pkey" in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("statement", "args"),
     [
