@@ -14,6 +14,9 @@
 -- jobs_claim_idx for `run_at <= now()`, i.e. read every queued job's entry (and every dead one
 -- left by earlier claims) to claim one id: 5 ms at 39k entries, growing with the backlog.
 -- The array comes through a sub-select so that plans cannot see its length (see complete).
+-- `room` is materialized so that a limited queue's running jobs are counted once per queue:
+-- inlined into `picked`, the count ran in the join filter, once per candidate id (a claim of
+-- 100 ids counted a queue's 1,000 running jobs 100 times).
 WITH input AS MATERIALIZED (
     SELECT t.id, 'queued'::text AS queued FROM unnest((SELECT $1::uuid[])) AS t(id)
 ), cand AS (
@@ -21,7 +24,7 @@ WITH input AS MATERIALIZED (
       FROM input i JOIN jobs j ON j.id = i.id
      WHERE j.status = i.queued AND j.run_at <= now()
        FOR UPDATE OF j SKIP LOCKED
-), room AS (
+), room AS MATERIALIZED (
     SELECT q.name,
            CASE WHEN s.concurrency IS NULL THEN 2147483647
                 ELSE s.concurrency - (
