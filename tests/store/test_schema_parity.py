@@ -11,6 +11,7 @@ such an index with its list in another order would silently turn a lookup into a
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -269,6 +270,53 @@ async def test_postgres_claims_ids_through_the_primary_key_only(
         )
     assert "jobs_claim_idx" not in plan, plan
     assert "Seq Scan on jobs" not in plan, plan
+
+
+@pytest.mark.postgres
+async def test_postgres_promotes_through_the_primary_key_only(pg_url: str) -> None:
+    """Promotion (promote) must touch only the jobs it moves: its generic plan once hash-joined
+    a sequential scan of jobs to the due ones, i.e. read the whole table to promote a few."""
+    async with pg_connection(pg_url) as conn:
+        # Statistics taken during a burst of retries (a tenth of the jobs waiting and due):
+        # the plan that reads every job looks cheaper than looking up each due one.
+        await conn.execute(
+            "INSERT INTO jobs (id, queue, type, status, run_at)"
+            " SELECT gen_random_uuid(), 'q', 't',"
+            "  CASE WHEN i % 10 = 0 THEN 'retrying' ELSE 'completed' END, now()"
+            " FROM generate_series(1, 20000) AS i"
+        )
+        await conn.execute("ANALYZE jobs")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE promote AS {Q_PG.promote}")
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE promote(1000, 'c')"))
+    assert "jobs_pkey" in plan, plan
+    assert "Seq Scan on jobs" not in plan, plan
+
+
+@pytest.mark.postgres
+async def test_postgres_claim_ids_counts_a_limited_queue_once(pg_url: str) -> None:
+    """claim_ids_limited must count a limited queue's running jobs once per queue, not once per id
+    it claims. With `room` inlined into `picked`, the count ran in a join filter, once for
+    each candidate, whatever the statistics and in custom plans as in the generic one."""
+    async with pg_connection(pg_url) as conn:
+        await conn.execute("INSERT INTO queues (name, concurrency) VALUES ('q', 1000)")
+        await conn.execute(
+            "INSERT INTO jobs (id, queue, type, status, run_at, worker_id, lease_expires_at)"
+            " SELECT gen_random_uuid(), 'q', 't', 'running', now(), 'w', now() + interval '1 h'"
+            " FROM generate_series(1, 100)"
+        )
+        ids = await conn.fetchval(
+            "WITH new AS (INSERT INTO jobs (id, queue, type, status, run_at)"
+            " SELECT gen_random_uuid(), 'q', 't', 'queued', now() FROM generate_series(1, 20)"
+            " RETURNING id) SELECT array_agg(id)::text FROM new"
+        )
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE claim_ids AS {Q_PG.claim_ids_limited}")
+        explain = f"EXPLAIN ANALYZE EXECUTE claim_ids('{ids}', 'w', 30, ARRAY['q'])"
+        plan = "\n".join(r[0] for r in await conn.fetch(explain))
+    # the scan of the running jobs (`jobs r`, whichever its index) runs once
+    assert re.findall(r" on jobs r .*loops=(\d+)", plan) == ["1"], plan
+    assert re.search(r"CTE Scan on claimed .* rows=20 ", plan), plan
 
 
 @pytest.mark.postgres

@@ -40,6 +40,9 @@ SELECT * FROM claimed ORDER BY priority DESC, run_at, id
 -- up to its room (lowest claim order first), and only when named in $4, which the caller
 -- passes after locking their rows (lock_limited_queues), as claim_many does. Plans as in
 -- claim_ids.
+-- `room` is materialized so that a limited queue's running jobs are counted once per queue:
+-- inlined into `picked`, the count ran in the join filter, once per candidate id (a claim of
+-- 100 ids counted a queue's 1,000 running jobs 100 times).
 WITH input AS MATERIALIZED (
     SELECT t.id, 'queued'::text AS queued FROM unnest((SELECT $1::uuid[])) AS t(id)
 ), cand AS (
@@ -47,7 +50,7 @@ WITH input AS MATERIALIZED (
       FROM input i JOIN jobs j ON j.id = i.id
      WHERE j.status = i.queued AND j.run_at <= now()
        FOR UPDATE OF j SKIP LOCKED
-), room AS (
+), room AS MATERIALIZED (
     SELECT q.name,
            CASE WHEN s.concurrency IS NULL THEN 2147483647
                 ELSE s.concurrency - (

@@ -456,6 +456,11 @@ SELECT reaped.id FROM notified LEFT JOIN reaped ON true
 -- Waiting jobs whose run_at has come become queued; one NOTIFY per queue. A publishing store
 -- records each promotion in the outbox too: not an event, but the Kafka transport's dispatch
 -- of the job it made ready (conveyor.domain.events.is_promotion).
+-- The due jobs are found through jobs_promote_idx and updated through the primary key and
+-- nothing else: joined to `due` instead, the generic plan that asyncpg's prepared statement
+-- settles on, with statistics that counted many due jobs (taken during a burst of retries),
+-- hash-joined a sequential scan of jobs to promote a few. Their previous status comes from a
+-- join of the two small results (`promoted`).
 WITH due AS (
     SELECT id, status FROM jobs
      WHERE status IN ({{waiting}}) AND run_at <= now()
@@ -464,15 +469,17 @@ WITH due AS (
        FOR UPDATE SKIP LOCKED
 ), moved AS (
     UPDATE jobs j SET status = 'queued', updated_at = now()
-      FROM due d
-     WHERE j.id = d.id
-    RETURNING j.id, j.queue, j.attempt, d.status AS from_status,
-              CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
+     WHERE j.id = ANY(ARRAY(SELECT id FROM due))
+    RETURNING j.id, j.queue, j.attempt, CASE WHEN {{publish}} THEN to_jsonb(j) END AS snapshot
+), promoted AS (
+    SELECT m.id, m.attempt, m.snapshot, d.status AS from_status
+      FROM moved m JOIN due d ON d.id = m.id
 ), ev AS (
     INSERT INTO job_events (job_id, at, from_status, to_status, attempt)
-    SELECT id, now(), from_status, 'queued', attempt FROM moved
+    SELECT id, now(), from_status, 'queued', attempt FROM promoted
 ), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
-    INSERT INTO outbox (from_status, job) SELECT from_status, snapshot FROM moved WHERE {{publish}}
+    INSERT INTO outbox (from_status, job)
+    SELECT from_status, snapshot FROM promoted WHERE {{publish}}
 ), notified AS (
     SELECT count(pg_notify($2, d.queue)) AS n FROM (SELECT DISTINCT queue FROM moved) d
 )
