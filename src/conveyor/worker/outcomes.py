@@ -1,8 +1,11 @@
 """OutcomeBatcher: handlers finish one at a time, the store hears about them in batches.
 
-A flush happens when `max_batch` outcomes are waiting or `max_delay` after the first one
-arrived, so a busy worker writes one statement per ~100 jobs and an idle one still reports
-within milliseconds. Outcomes are kept (and their leases heart-beaten) until a flush succeeds.
+Flushes are at least `max_delay` apart unless `max_batch` outcomes are waiting, so a busy
+worker writes one statement per ~100 jobs; an outcome arriving after a quiet spell (no flush
+for `max_delay`) is written at once. Waiting for company only pays when company is coming:
+at a low steady rate, holding each lone completion for `max_delay` merely moved its statement
+(and commit) to when the next job arrived, onto that job's claim. Outcomes are kept (and their
+leases heart-beaten) until a flush succeeds.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class OutcomeBatcher:
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._closing = False
+        self._flushed_at = float("-inf")  # loop time of the last flush's start
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -49,17 +53,21 @@ class OutcomeBatcher:
         return {o.job_id for o in self._pending}
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not (self._closing and not self._pending):
             await self._arrived.wait()
-            if not self._closing:
+            wait = self._flushed_at + self.max_delay - loop.time()
+            if wait > 0 and not self._closing:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.max_delay)
+                    await asyncio.wait_for(self._full.wait(), wait)
+            self._flushed_at = loop.time()
             await self.flush()
 
     async def close(self) -> None:
         """Flush everything still pending; the caller awaits `run()` to finish."""
         self._closing = True
         self._arrived.set()
+        self._full.set()  # no waiting out the delay
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
