@@ -2,5 +2,6 @@
 
 -- name: notify_queues
 -- Sent by the NotifyCoalescer after an enqueue committed on a pooled connection (see there for
--- why not inside it): one notification per queue.
-SELECT count(pg_notify($1, q)) FROM unnest($2::text[]) AS q
+-- why not inside it): one notification per queue. The array comes through a sub-select so
+-- that the plan cache keeps one generic plan (see `complete` in job.sql).
+SELECT count(pg_notify($1, q)) FROM unnest((SELECT $2::text[])) AS q
