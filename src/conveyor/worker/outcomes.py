@@ -3,9 +3,9 @@
 Flushes are at least `max_delay` apart unless `max_batch` outcomes are waiting, so a busy
 worker writes one statement per ~100 jobs; an outcome arriving after a quiet spell (no flush
 for `max_delay`) is written at once. Waiting for company only pays when company is coming:
-at a low steady rate, holding each lone completion for `max_delay` merely moved its statement
-(and commit) to when the next job arrived, onto that job's claim. Outcomes are kept (and their
-leases heart-beaten) until a flush succeeds.
+at 200 jobs/s (one job per `max_delay`), holding each lone completion for `max_delay` merely
+moved its statement and commit onto the next job's arrival and claim. Outcomes are kept (and
+their leases heart-beaten) until a flush succeeds.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ WITH input AS MATERIALIZED (
                  FROM input i JOIN jobs j ON j.id = i.id
                 WHERE j.status = i.queued AND j.run_at <= now()
                   AND NOT EXISTS (SELECT 1 FROM queues s
-                                   WHERE s.name = j.queue AND (s.paused OR s.concurrency IS NOT NULL))
+                                   WHERE s.name = j.queue
+                                     AND (s.paused OR s.concurrency IS NOT NULL))
                   FOR UPDATE OF j SKIP LOCKED))
     RETURNING {{job_columns}}
 ), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events

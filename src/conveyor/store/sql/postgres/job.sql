@@ -427,8 +427,8 @@ SELECT id, lease_token, attempt, max_retries, worker_id FROM jobs
 -- finished_at.
 WITH input AS MATERIALIZED (
     SELECT t.*, 'running'::text AS running
-      FROM unnest((SELECT $1::uuid[]), (SELECT $2::int8[]), (SELECT $3::text[]), (SELECT $4::text[]),
-                  (SELECT $5::text[]))
+      FROM unnest((SELECT $1::uuid[]), (SELECT $2::int8[]), (SELECT $3::text[]),
+                  (SELECT $4::text[]), (SELECT $5::text[]))
            AS t(id, lease_token, status, error, worker_id)
 ), reaped AS (
     UPDATE jobs j
