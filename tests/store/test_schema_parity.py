@@ -37,10 +37,7 @@ BACKEND_ONLY: dict[str, set[str]] = {
     "postgres": set(),
 }
 BACKEND_ONLY_INDEXES: dict[str, dict[str, set[Index]]] = {
-    # Covered depth checks, running counts and count_by_queue_status on SQLite. On PostgreSQL
-    # the same index cost about a tenth of the bench's drain throughput (migration
-    # postgres/0004_index_parity), so it is left out there.
-    "sqlite": {"jobs": {(("queue", "status"), False)}},
+    "sqlite": {},
     "postgres": {},
 }
 
@@ -270,6 +267,45 @@ async def test_postgres_claims_ids_through_the_primary_key_only(
         )
     assert "jobs_claim_idx" not in plan, plan
     assert "Seq Scan on jobs" not in plan, plan
+
+
+# A submit into queue 'q', for each statement that checks its depth (EXECUTE arguments).
+DEPTH_CHECKS = {
+    "enqueue_lone": "(gen_random_uuid(), 'q', 't', NULL, 0, NULL, 3, 300, NULL, NULL, NULL)",
+    "enqueue_one": "(gen_random_uuid(), 'q', 't', NULL, 0, NULL, 3, 300, 'k', NULL, NULL, NULL)",
+    "enqueue": """('[{"id": "0192c0de-0000-7000-8000-000000000000", "queue": "q", "type": "t","""
+    """ "priority": 0, "max_retries": 3, "timeout": 300}]', NULL)""",
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("statement", sorted(DEPTH_CHECKS))
+async def test_postgres_depth_check_reads_indexes_not_the_table(
+    pg_url: str, statement: str
+) -> None:
+    """A queue's max_depth check must cost what its backlog costs, not what the table holds:
+    counting through jobs read every job, finished ones included, on each submit into a
+    limited queue. Waiting jobs of many queues, due at scattered times: counting a queue's
+    share through an index without the queue column was a walk of all of them, or (as here)
+    a sequential scan again."""
+    async with pg_connection(pg_url) as conn:
+        await conn.execute(
+            "INSERT INTO jobs (id, queue, type, status, run_at)"
+            " SELECT gen_random_uuid(),"
+            "  CASE WHEN i % 100 BETWEEN 2 AND 39 THEN 'other' || i % 50 ELSE 'q' END, 't',"
+            "  CASE WHEN i % 100 = 0 THEN 'queued' WHEN i % 100 < 40 THEN 'scheduled'"
+            "  ELSE 'completed' END, now() + random() * interval '1 day'"
+            " FROM generate_series(1, 20000) AS i"
+        )
+        await conn.execute("INSERT INTO queues (name, max_depth) VALUES ('q', 1000)")
+        await conn.execute("ANALYZE jobs")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE depth AS {getattr(Q_PG, statement)}")
+        plan = "\n".join(
+            r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE depth{DEPTH_CHECKS[statement]}")
+        )
+    assert "Seq Scan on jobs" not in plan, plan
+    assert "jobs_queue_status_idx" in plan, plan
 
 
 @pytest.mark.postgres
