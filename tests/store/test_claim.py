@@ -37,9 +37,9 @@ async def test_claim_takes_a_queued_job_under_a_lease(store: Store) -> None:
 
 
 async def test_claimed_jobs_are_the_stored_jobs_whatever_they_went_through(store: Store) -> None:
-    # SQLite reads back only the columns a claim did not set itself and fills in the rest
-    # (sqlite.py, _claimed_job): every field must still be the stored one, also for a retry
-    # (last_error kept) and a job requeued from the DLQ.
+    # Both drivers read back only the columns a claim did not set itself and fill in the rest
+    # (`_claimed_job` in sqlite.py and postgres.py): every field must still be the stored one,
+    # also for a retry (last_error kept), a job requeued from the DLQ and a fractional lease.
     full = make_job(
         payload={"k": [1, 2], "s": "é"}, priority=5, max_retries=1, timeout=12.5,
         unique_key="u-1", tags=["a", "b"], tenant="t1",
@@ -55,7 +55,7 @@ async def test_claimed_jobs_are_the_stored_jobs_whatever_they_went_through(store
     assert await store.promote_due() == 1
     await store.requeue_dead(dead.id, {"edited": True})
     await enqueue(store, make_job(run_at=utcnow() - timedelta(seconds=5)))
-    claimed = await store.claim("worker-x", ["default"], 10, 30.0)
+    claimed = await store.claim("worker-x", ["default"], 10, 12.5)
     assert len(claimed) == 3
     assert {j.id: j for j in claimed} == {
         j.id: j for j in await store.get_jobs([j.id for j in claimed])

@@ -34,7 +34,7 @@ WITH input AS MATERIALIZED (
     INSERT INTO outbox (from_status, job)
     SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
 )
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id
+SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
 
 -- name: claim_ids_limited
 -- `claim_ids` for a store with concurrency-limited queues: a limited queue's jobs are claimed
@@ -80,7 +80,7 @@ WITH input AS MATERIALIZED (
     INSERT INTO outbox (from_status, job)
     SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
 )
-SELECT * FROM claimed ORDER BY priority DESC, run_at, id
+SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
 
 -- name: ready_jobs
 -- Queued, due jobs of one queue in claim order (a walk of jobs_claim_idx that LIMIT stops).
