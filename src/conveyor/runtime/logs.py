@@ -54,7 +54,7 @@ def _exc_info(fmt: str) -> structlog.types.Processor:
 _TIMESTAMPER = structlog.processors.TimeStamper(fmt="iso", utc=True)
 
 
-def _configure_structlog(level: str, fmt: str) -> None:
+def _configure_structlog(level: str, fmt: str, *, cache: bool = True) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -68,7 +68,7 @@ def _configure_structlog(level: str, fmt: str) -> None:
         # One write per line (message and newline together), like the root handler of
         # configure_logging, so lines from both never interleave.
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
 
 
@@ -109,6 +109,7 @@ def adopt_logging(level: str = "INFO", fmt: str = "json") -> None:
     Conveyor's own lines at `level`, in `fmt`. Left alone, structlog's defaults print every
     debug line (one per job run) in console format, which also cost a worker more CPU than
     the jobs themselves (a no-op drain ran 3x slower). The standard library's logging stays
-    the program's; a program that configured structlog keeps its configuration."""
+    the program's; a program that configured structlog keeps its configuration, and one that
+    does so later (or captures logs in its tests) takes over: loggers are not cached."""
     if not structlog.is_configured():
-        _configure_structlog(level, fmt)
+        _configure_structlog(level, fmt, cache=False)
