@@ -151,6 +151,16 @@ async def pg_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         await store.close()
 
 
+async def generic_plan(
+    conn: asyncpg.Connection, statement: str, args: str, explain: str = "EXPLAIN"
+) -> str:
+    """The plan PostgreSQL's plan cache can settle on for `statement` (generic, as after five
+    runs of an asyncpg prepared statement), executed with the SQL arguments `args`."""
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    await conn.execute(f"PREPARE stmt AS {statement}")
+    return "\n".join(r[0] for r in await conn.fetch(f"{explain} EXECUTE stmt({args})"))
+
+
 def test_both_backends_have_the_same_migration_files() -> None:
     names = {
         backend: {f.stem for f in (MIGRATIONS_DIR / backend).glob("*.sql")}
@@ -257,13 +267,8 @@ async def test_postgres_claims_ids_through_the_primary_key_only(
             " FROM generate_series(1, 20000) AS i"
         )
         await conn.execute("ANALYZE jobs")
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE claim_ids AS {getattr(Q_PG, statement)}")
-        plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                f"EXPLAIN EXECUTE claim_ids(ARRAY[gen_random_uuid()], {args})"
-            )
+        plan = await generic_plan(
+            conn, getattr(Q_PG, statement), f"ARRAY[gen_random_uuid()], {args}"
         )
     assert "jobs_claim_idx" not in plan, plan
     assert "Seq Scan on jobs" not in plan, plan
@@ -271,10 +276,10 @@ async def test_postgres_claims_ids_through_the_primary_key_only(
 
 # A submit into queue 'q', for each statement that checks its depth (EXECUTE arguments).
 DEPTH_CHECKS = {
-    "enqueue_lone": "(gen_random_uuid(), 'q', 't', NULL, 0, NULL, 3, 300, NULL, NULL, NULL)",
-    "enqueue_one": "(gen_random_uuid(), 'q', 't', NULL, 0, NULL, 3, 300, 'k', NULL, NULL, NULL)",
-    "enqueue": """('[{"id": "0192c0de-0000-7000-8000-000000000000", "queue": "q", "type": "t","""
-    """ "priority": 0, "max_retries": 3, "timeout": 300}]', NULL)""",
+    "enqueue_lone": "gen_random_uuid(), 'q', 't', NULL, 0, NULL, 3, 300, NULL, NULL, NULL",
+    "enqueue_one": "gen_random_uuid(), 'q', 't', NULL, 0, NULL, 3, 300, 'k', NULL, NULL, NULL",
+    "enqueue": """'[{"id": "0192c0de-0000-7000-8000-000000000000", "queue": "q", "type": "t","""
+    """ "priority": 0, "max_retries": 3, "timeout": 300}]', NULL""",
 }
 
 
@@ -299,11 +304,7 @@ async def test_postgres_depth_check_reads_indexes_not_the_table(
         )
         await conn.execute("INSERT INTO queues (name, max_depth) VALUES ('q', 1000)")
         await conn.execute("ANALYZE jobs")
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE depth AS {getattr(Q_PG, statement)}")
-        plan = "\n".join(
-            r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE depth{DEPTH_CHECKS[statement]}")
-        )
+        plan = await generic_plan(conn, getattr(Q_PG, statement), DEPTH_CHECKS[statement])
     assert "Seq Scan on jobs" not in plan, plan
     assert "jobs_queue_status_idx" in plan, plan
 
@@ -322,9 +323,7 @@ async def test_postgres_promotes_through_the_primary_key_only(pg_url: str) -> No
             " FROM generate_series(1, 20000) AS i"
         )
         await conn.execute("ANALYZE jobs")
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE promote AS {Q_PG.promote}")
-        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE promote(1000, 'c')"))
+        plan = await generic_plan(conn, Q_PG.promote, "1000, 'c'")
     assert "jobs_pkey" in plan, plan
     assert "Seq Scan on jobs" not in plan, plan
 
@@ -346,10 +345,9 @@ async def test_postgres_claim_ids_counts_a_limited_queue_once(pg_url: str) -> No
             " SELECT gen_random_uuid(), 'q', 't', 'queued', now() FROM generate_series(1, 20)"
             " RETURNING id) SELECT array_agg(id)::text FROM new"
         )
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE claim_ids AS {Q_PG.claim_ids_limited}")
-        explain = f"EXPLAIN ANALYZE EXECUTE claim_ids('{ids}', 'w', 30, ARRAY['q'])"
-        plan = "\n".join(r[0] for r in await conn.fetch(explain))
+        plan = await generic_plan(
+            conn, Q_PG.claim_ids_limited, f"'{ids}', 'w', 30, ARRAY['q']", "EXPLAIN ANALYZE"
+        )
     # the scan of the running jobs (`jobs r`, whichever its index) runs once
     assert re.findall(r" on jobs r .*loops=(\d+)", plan) == ["1"], plan
     assert re.search(r"CTE Scan on claimed .* rows=20 ", plan), plan
