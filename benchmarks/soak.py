@@ -11,6 +11,13 @@ the checkpoints that ran during the drain: the first change to a page after a ch
 writes the whole page to the WAL, so a window a checkpoint falls in is slower whatever the
 queue does (with the default max_wal_size of 1GB, a million jobs bring on two or three).
 
+Then the question itself, with the host's drift taken out: `--probes` pairs of the same small
+drain (`--probe` jobs, enqueued then drained), one on the soaked schema (the million finished
+jobs and their dead tuples still there) and one on a fresh schema, alternated in the same
+minutes. The first and last 10,000 of the big drain last a third of a second each here, so
+their ratio swings by tens of percent between identical runs with whatever the host or a
+checkpoint does in those moments; the medians of the alternated probes do not.
+
     .venv/bin/python benchmarks/soak.py -n 1000000           # ~5 minutes here
     .venv/bin/python benchmarks/soak.py -n 100000 --src /tmp/before/src
 """
@@ -21,6 +28,7 @@ import argparse
 import asyncio
 import functools
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -36,7 +44,7 @@ from conveyor.config import Settings  # noqa: E402
 from conveyor.domain.job import NewJob  # noqa: E402
 from conveyor.runtime.logs import configure_logging  # noqa: E402
 from conveyor.service.maintenance import run_maintenance  # noqa: E402
-from conveyor.store import open_store  # noqa: E402
+from conveyor.store import Store, open_store  # noqa: E402
 from conveyor.worker import Registry, Worker  # noqa: E402
 
 TABLES = ("jobs", "job_events")
@@ -67,7 +75,79 @@ async def checkpoints(conn: asyncpg.Connection) -> int:
     )
 
 
-async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> None:
+async def enqueue(store: Store, queue: str, n: int) -> None:
+    for start in range(0, n, 1000):
+        await store.enqueue_many(
+            [NewJob(type="soak.noop", queue=queue) for _ in range(min(1000, n - start))]
+        )
+
+
+async def drain(store: Store, queue: str, n: int, concurrency: int) -> list[float]:
+    """Run `n` no-op jobs of `queue` with one worker and the housekeeping a deployed worker
+    runs (promote, reap, vacuum); returns when each started (perf_counter), the worker's
+    start first."""
+    stamps: list[float] = []
+    all_ran = asyncio.Event()
+    registry = Registry()
+
+    async def noop(payload: dict[str, object]) -> None:
+        stamps.append(time.perf_counter())
+        if len(stamps) > n:
+            all_ran.set()
+
+    registry.register("soak.noop", noop, queue=queue)
+    worker = Worker(
+        store,
+        registry,
+        queues=[queue],
+        concurrency=concurrency,
+        settings=Settings(poll_interval=0.5, heartbeat_interval=5.0),
+        maintenance=functools.partial(run_maintenance, store),
+    )
+    stamps.append(time.perf_counter())
+    task = asyncio.create_task(worker.run())
+    await all_ran.wait()
+    worker.stop()  # flushes the last outcomes
+    await task
+    stamps.append(time.perf_counter())
+    return stamps
+
+
+async def probe(store: Store, size: int, concurrency: int) -> float:
+    """One small drain, enqueue excluded: jobs/s."""
+    queue = f"probe-{uuid.uuid4().hex[:6]}"
+    await enqueue(store, queue, size)
+    stamps = await drain(store, queue, size, concurrency)
+    return size / (stamps[-1] - stamps[0])
+
+
+async def probes(
+    soaked: Store, dsn: str, pairs: int, size: int, concurrency: int
+) -> tuple[list[float], list[float]]:
+    """`pairs` probes on the soaked schema and as many on a fresh one, alternated."""
+    schema = f"soak_fresh_{uuid.uuid4().hex[:8]}"
+    fresh = open_store(f"{dsn}?schema={schema}")
+    await fresh.connect()
+    await fresh.migrate()
+    old: list[float] = []
+    new: list[float] = []
+    try:
+        for _ in range(pairs):
+            old.append(await probe(soaked, size, concurrency))
+            new.append(await probe(fresh, size, concurrency))
+    finally:
+        await fresh.close()
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await admin.close()
+    return old, new
+
+
+async def run(
+    dsn: str, n: int, concurrency: int, window: int, keep: bool, pairs: int, size: int
+) -> None:
     schema = f"soak_{uuid.uuid4().hex[:8]}"
     url = f"{dsn}?schema={schema}"
     admin = await asyncpg.connect(dsn)
@@ -77,42 +157,14 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
     try:
         wal0 = await wal_lsn(admin)
         t0 = time.perf_counter()
-        for start in range(0, n, 1000):
-            await store.enqueue_many(
-                [NewJob(type="soak.noop", queue="soak") for _ in range(min(1000, n - start))]
-            )
+        await enqueue(store, "soak", n)
         enq = time.perf_counter() - t0
         wal1 = await wal_lsn(admin)
         print(f"jobs {n:,}  concurrency {concurrency}  schema {schema}")
         print(f"enqueue: {n / enq:,.0f} jobs/s, WAL {(wal1 - wal0) / n:,.0f} bytes/job")
         ckpt0 = await checkpoints(admin)
-
-        stamps: list[float] = []
-        all_ran = asyncio.Event()
-        registry = Registry()
-
-        async def noop(payload: dict[str, object]) -> None:
-            stamps.append(time.perf_counter())
-            if len(stamps) >= n:
-                all_ran.set()
-
-        registry.register("soak.noop", noop, queue="soak")
-        settings = Settings(poll_interval=0.5, heartbeat_interval=5.0)
-        # With the housekeeping a deployed worker runs (promote, reap, vacuum).
-        worker = Worker(
-            store,
-            registry,
-            queues=["soak"],
-            concurrency=concurrency,
-            settings=settings,
-            maintenance=functools.partial(run_maintenance, store),
-        )
-        t1 = time.perf_counter()
-        task = asyncio.create_task(worker.run())
-        await all_ran.wait()
-        worker.stop()  # flushes the last outcomes
-        await task
-        drained = time.perf_counter() - t1
+        stamps = await drain(store, "soak", n, concurrency)
+        drained = stamps.pop() - stamps.pop(0)
         wal2 = await wal_lsn(admin)
 
         def rate(lo: int, hi: int) -> float:
@@ -149,6 +201,17 @@ async def run(dsn: str, n: int, concurrency: int, window: int, keep: bool) -> No
                 f"(HOT {stats.get(f'{table}.n_tup_hot_upd', 0) / n:.2f}), "
                 f"dead tuples {stats.get(f'{table}.n_dead_tup', 0) / n:.2f}/job"
             )
+        if pairs:  # the soaked schema reopened: closing it flushed its statistics
+            store = open_store(url)
+            await store.connect()
+            old, new = await probes(store, dsn, pairs, size, concurrency)
+            ratio = statistics.median(old) / statistics.median(new)
+            print(
+                f"probes of {size:,} jobs, alternated: after the run {statistics.median(old):,.0f}"
+                f" jobs/s (median of {', '.join(f'{x:,.0f}' for x in old)}), fresh schema "
+                f"{statistics.median(new):,.0f} ({', '.join(f'{x:,.0f}' for x in new)}): "
+                f"{ratio - 1:+.0%}"
+            )
     finally:
         await store.close()
         if not keep:
@@ -164,9 +227,12 @@ def main() -> None:
     ap.add_argument("--dsn", default=os.environ.get("SOAK_DSN", "postgresql://127.0.0.1/test"))
     ap.add_argument("--keep", action="store_true", help="keep the schema, to inspect it")
     ap.add_argument("--src", help="import Conveyor from this src/ folder (another checkout)")
+    ap.add_argument("--probes", type=int, default=7, help="alternated probe pairs (0: none)")
+    ap.add_argument("--probe", type=int, default=20_000, help="jobs per probe")
     a = ap.parse_args()
     configure_logging("WARNING", "json")
-    asyncio.run(run(a.dsn, a.jobs, a.concurrency, min(a.window, a.jobs), a.keep))
+    window = min(a.window, a.jobs)
+    asyncio.run(run(a.dsn, a.jobs, a.concurrency, window, a.keep, a.probes, a.probe))
 
 
 if __name__ == "__main__":
