@@ -5,6 +5,8 @@ door say "run conveyor migrate" instead of failing on a missing table."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from datetime import timedelta
 
 import pytest
@@ -14,7 +16,7 @@ from conveyor.domain.job import ALL_QUEUES, JobStatus
 from conveyor.domain.records import QueueSettings, Schedule
 from conveyor.service.startup import ensure_migrated
 from conveyor.store import Store, open_store
-from tests.helpers import enqueue, make_job, utcnow, wait_until
+from tests.helpers import child_pythonpath, enqueue, make_job, utcnow, wait_until
 
 
 async def test_all_queues_claims_from_every_queue_in_claim_order(store: Store) -> None:
@@ -106,3 +108,42 @@ async def test_an_unmigrated_store_reports_its_schema_missing(store_url: str) ->
         assert await s.pending_migrations() == []
     finally:
         await s.close()
+
+
+UNCLOSED = """
+import asyncio, sys
+from conveyor import App
+
+async def main() -> None:
+    app = App(sys.argv[1], check_types=False)
+    await app.open()
+    job = await app.enqueue("t", {})
+    assert (await app.store.get_job(job.id)).id == job.id  # the store's read path too
+    print("returning without closing", flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_program_that_never_closes_its_store_still_exits(
+    store: Store, store_url: str
+) -> None:
+    """A script that forgets `await app.close()` must end when its code does. With aiosqlite
+    (0.22), the reader connection's thread kept the interpreter alive for ever."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        UNCLOSED,
+        store_url,
+        env={**os.environ, "PYTHONPATH": child_pythonpath()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(child.communicate(), timeout=30)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+        pytest.fail("the process did not exit after its code returned")
+    assert child.returncode == 0, err.decode()
+    assert b"returning without closing" in out

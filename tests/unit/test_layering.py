@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-SERVER_PACKAGES = ["fastapi", "uvicorn", "starlette", "asyncpg", "aiosqlite", "grpc"]
+SERVER_PACKAGES = ["fastapi", "uvicorn", "starlette", "asyncpg", "grpc"]
 # What `conveyor worker` never uses on the store: the HTTP app, gRPC, the auth and rate-limit
 # stack, Redis, Kafka. Every worker process boots through conveyor.cli.main, so each of these
 # would cost every boot (the fault tests boot dozens) CPU for nothing: about 1 s of 2.

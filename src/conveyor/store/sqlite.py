@@ -22,8 +22,10 @@ Design choices, and why:
   a lock. Measured alternative: a FIFO queue on an flock() file beside the database, waited
   on in a thread, gave a worse tail (the thread hops cost more than the pauses).
 * One writer connection (the loop's, and the store's thread for long transactions, never
-  both at once: _wlock) and one aiosqlite reader connection per store, so a dashboard read
-  never waits behind (or slips into) a worker's write transaction.
+  both at once: _wlock) and one reader connection per store, used on a thread of its own,
+  so a dashboard read never waits behind (or slips into) a worker's write transaction. Both
+  threads are executor threads, which Python stops at exit: a program that never closes its
+  store still exits (aiosqlite's connection thread, used here before, kept it alive).
 * Times are INTEGER microseconds since the epoch: exact round-trips of datetimes, and plain
   integer comparisons in SQL.
 * Batches travel as one JSON parameter read with json_each(), so a batch of any size is one
@@ -59,7 +61,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 import orjson
 
 from conveyor.domain.errors import (
@@ -825,6 +826,45 @@ class _Checkpointer:
             conn.close()
 
 
+class _Reader:
+    """The store's read connection, on an executor thread of its own: one read at a time, in
+    order, never on the event loop's thread (a dashboard's list or count may take a while)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite-reader")
+        self._conn: sqlite3.Connection | None = None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def open(self, path: str) -> None:
+        self._conn = await self._call(self._connect, path)
+
+    @staticmethod
+    def _connect(path: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            path, isolation_level=None, cached_statements=256, check_same_thread=False
+        )
+        try:
+            for pragma in _split_statements(Q.connection_pragmas):
+                _run(conn, pragma)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self._conn is None:
+            raise StoreUnavailable("the SQLite store is closed")
+        return await self._call(_fetch, self._conn, query, params)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._call(conn.close)
+        self._executor.shutdown(wait=False)
+
+
 class SQLiteStore:
     """Store backed by one SQLite file in WAL mode; safe to share between processes."""
 
@@ -835,14 +875,14 @@ class SQLiteStore:
         self.path = _path_from_url(url)
         self._key = str(self.path.expanduser().resolve())
         # The writer is a plain sqlite3 connection used on the event loop's thread (and, for
-        # long transactions, on self._thread); the reader an aiosqlite one. See _write.
+        # long transactions, on self._thread); the reader one used on its own thread, which
+        # runs one read at a time. See _write and _read.
         self._writer: sqlite3.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._reader: _Reader | None = None
         self._thread: ThreadPoolExecutor | None = None
         # Held around every use of the writer: a transaction on the loop's thread never
         # suspends, but a long one on self._thread, and a migration, must not interleave.
         self._wlock = asyncio.Lock()
-        self._rlock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
         # Set by the first claim or wait: this store's wake-ups (see _Listener).
         self._listener: _Listener | None = None
@@ -909,17 +949,14 @@ class SQLiteStore:
             raise
         return conn
 
-    async def _open_reader(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(
-            str(self.path.expanduser()), isolation_level=None, cached_statements=256
-        )
+    async def _open_reader(self) -> _Reader:
+        reader = _Reader()
         try:
-            for pragma in _split_statements(Q.connection_pragmas):
-                await conn.execute_fetchall(pragma)
+            await reader.open(str(self.path.expanduser()))
         except BaseException:
-            await conn.close()
+            await reader.close()
             raise
-        return conn
+        return reader
 
     async def close(self) -> None:
         for listener in (self._listener, self._outbox_listener):
@@ -940,7 +977,7 @@ class SQLiteStore:
             if reader is not None:
                 await reader.close()
 
-    async def _ensure(self) -> tuple[sqlite3.Connection, aiosqlite.Connection]:
+    async def _ensure(self) -> tuple[sqlite3.Connection, _Reader]:
         if self._writer is None or self._reader is None:
             await self.connect()
         if self._writer is None or self._reader is None:
@@ -966,8 +1003,7 @@ class SQLiteStore:
     async def ping(self) -> None:
         try:
             _, reader = await self._ensure()
-            async with self._rlock:
-                await reader.execute_fetchall(Q.ping)
+            await reader.fetch(Q.ping)
         except StoreUnavailable:
             raise
         except (sqlite3.Error, ValueError, OSError) as exc:
@@ -1072,9 +1108,7 @@ class SQLiteStore:
         while True:
             attempt += 1
             try:
-                async with self._rlock:
-                    rows: Any = await reader.execute_fetchall(query, params)
-                    return list(rows)
+                return await reader.fetch(query, params)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc) or attempt >= BUSY_RETRIES:
                     raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
