@@ -174,3 +174,39 @@ def test_an_app_in_a_script_logs_json_at_info(tmp_path: Path) -> None:
     )
     assert any(e["event"] == "worker started" for e in events), events
     assert all(e["level"] != "debug" for e in events), events
+
+
+def test_an_app_logs_to_the_stderr_of_the_moment(tmp_path: Path) -> None:
+    """Conveyor's lines go to whatever sys.stderr is when they are written, not to the stream
+    of the moment logging was set up: an App first opened under a test's capture (closed when
+    that test ends) or a redirect_stderr() must not take every later line with it."""
+    events = run(
+        """
+        import asyncio, contextlib, io
+        import conveyor
+
+        app = conveyor.App("sqlite:///jobs.db")
+        done = asyncio.Event()
+
+        @app.job("noop")
+        async def noop(payload, ctx):
+            done.set()
+
+        async def main():
+            captured = io.StringIO()
+            with contextlib.redirect_stderr(captured):
+                await app.open(migrate=True)
+            captured.close()
+            await app.enqueue("noop", {})
+            worker = app.worker(concurrency=1)
+            task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(done.wait(), 30)
+            worker.stop()
+            await task
+            await app.close()
+
+        asyncio.run(main())
+        """,
+        tmp_path,
+    )
+    assert any(e["event"] == "worker started" for e in events), events

@@ -55,7 +55,8 @@ async def test_claimed_jobs_are_the_stored_jobs_whatever_they_went_through(store
     assert await store.promote_due() == 1
     await store.requeue_dead(dead.id, {"edited": True})
     await enqueue(store, make_job(run_at=utcnow() - timedelta(seconds=5)))
-    claimed = await store.claim("worker-x", ["default"], 10, 12.5)
+    # A lease of 3,053,447.5 us: stored rounded to even (3,053,448); timedelta(seconds=) gave 447.
+    claimed = await store.claim("worker-x", ["default"], 10, 3.0534475)
     assert len(claimed) == 3
     assert {j.id: j for j in claimed} == {
         j.id: j for j in await store.get_jobs([j.id for j in claimed])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 import structlog
@@ -29,6 +30,33 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
+
+
+class _StderrLogger:
+    """structlog's WriteLogger, but writing to whatever sys.stderr is at the time, like
+    _StderrHandler: WriteLoggerFactory(file=sys.stderr) keeps the stream current when logging
+    was configured, so a test's capture (closed at its end) or a redirect_stderr() around
+    `App.open` would have taken every later line. One write per line (message and newline
+    together), under a lock, so lines from threads and the root handler never interleave."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            stream = sys.stderr
+            stream.write(message + "\n")
+            stream.flush()
+
+    log = debug = info = warn = warning = msg
+    err = error = critical = exception = fatal = failure = msg
+
+
+_STDERR_LOGGER = _StderrLogger()
+
+
+def _stderr_logger(*_args: Any) -> _StderrLogger:
+    return _STDERR_LOGGER
 
 
 def _keep(_logger: Any, _method: str, event: Any) -> Any:
@@ -65,9 +93,7 @@ def _configure_structlog(level: str, fmt: str, *, cache: bool = True) -> None:
             _renderer(fmt),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
-        # One write per line (message and newline together), like the root handler of
-        # configure_logging, so lines from both never interleave.
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=cache,
     )
 
@@ -106,10 +132,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
 
 def adopt_logging(level: str = "INFO", fmt: str = "json") -> None:
     """For Conveyor inside a program that did not configure structlog (an `App` in a script):
-    Conveyor's own lines at `level`, in `fmt`. Left alone, structlog's defaults print every
-    debug line (one per job run) in console format, which also cost a worker more CPU than
-    the jobs themselves (a no-op drain ran 3x slower). The standard library's logging stays
-    the program's; a program that configured structlog keeps its configuration, and one that
-    does so later (or captures logs in its tests) takes over: loggers are not cached."""
+    Conveyor's own lines at `level`, in `fmt`, on stderr. Left alone, structlog's defaults
+    print every debug line (one per job run) in console format, which also cost a worker more
+    CPU than the jobs themselves (a no-op drain ran 3x slower). structlog's configuration is
+    global, so the program's own structlog loggers, if it uses them unconfigured, get the
+    same output. The standard library's logging stays the program's; a program that
+    configured structlog keeps its configuration, and one that does so later (or captures
+    logs in its tests) takes over: loggers are not cached."""
     if not structlog.is_configured():
         _configure_structlog(level, fmt, cache=False)

@@ -237,6 +237,13 @@ def _job(r: asyncpg.Record) -> Job:
     return job
 
 
+def _lease_span(seconds: float) -> timedelta:
+    """The lease as the claim statement adds it (`$4::float8 * interval '1 second'`): the
+    product in microseconds, rounded half to even, as PostgreSQL rounds it. timedelta(seconds=)
+    rounds only the fraction and could give a lease_expires_at 1 us off the stored one."""
+    return timedelta(microseconds=round(seconds * 1_000_000))
+
+
 def _claimed_job(r: asyncpg.Record, worker_id: str, lease: timedelta) -> Job:
     """A job from a claim's row ({{claimed_columns}}, started_at), with what the claim set
     itself: the Job the whole row would give (tests/store/test_claim.py compares the two)."""
@@ -917,7 +924,7 @@ class PostgresStore:
                 rows = await conn.fetch(self._q.claim_one, names[0], limit, worker_id, lease)
             else:
                 rows = await conn.fetch(self._q.claim_many, names, limit, worker_id, lease, [])
-        span = timedelta(seconds=lease)
+        span = _lease_span(lease)
         return [_claimed_job(r, worker_id, span) for r in rows]
 
     @_unavailable_as_store_error
@@ -942,7 +949,7 @@ class PostgresStore:
                     )
             else:
                 rows = await conn.fetch(self._q.claim_ids, ids, worker_id, lease)
-        span = timedelta(seconds=lease)
+        span = _lease_span(lease)
         return [_claimed_job(r, worker_id, span) for r in rows]
 
     @_unavailable_as_store_error
