@@ -229,6 +229,29 @@ async def test_queue_full_counts_waiting_jobs_but_not_running_ones(store: Store)
     }
 
 
+async def test_a_duplicate_submit_is_not_refused_by_a_queue_over_its_limit(
+    store: Store,
+) -> None:
+    """A submit whose job already exists (its unique_key is live) adds nothing to the queue, so
+    the queue's depth limit does not refuse it, even over the limit (lowered since, or
+    overshot by concurrent submits): a client retrying a submit that succeeded gets the job,
+    not a 429, on both stores."""
+    await store.set_queue_settings(QueueSettings(name="small", max_depth=2))
+    (kept,) = await enqueue(store, make_job(queue="small", unique_key="k"))
+    await enqueue(store, make_job(queue="small"))
+    await store.set_queue_settings(QueueSettings(name="small", max_depth=1))  # 2 > 1 now
+
+    for submit in (
+        [make_job(queue="small", unique_key="k")],  # one job (enqueue_one)
+        [make_job(queue="small", unique_key="k"), make_job(queue="other")],
+    ):
+        results = await store.enqueue_many(submit)
+        assert (results[0].created, results[0].job.id) == (False, kept.id)
+    with pytest.raises(QueueFull):  # a new job is still refused
+        await store.enqueue_many([make_job(queue="small", unique_key="k2")])
+    assert await counts(store, "small") == {JobStatus.QUEUED: 2}
+
+
 async def test_enqueue_recovers_when_its_connection_dies(store: Store, backend: str) -> None:
     if backend != "postgres":
         pytest.skip("PostgreSQL-only: the enqueue path keeps one pooled connection")

@@ -27,7 +27,9 @@
 -- The depth count reads two ranges of partial indexes, never the table (a count through jobs
 -- cost every submit into a limited queue a scan of all jobs, finished ones included): the
 -- queue's queued jobs in jobs_claim_idx, then its waiting ones in jobs_queue_status_idx
--- (migration 0008). LIMIT max_depth + 1 is all the comparison needs (a queue already over its
+-- (migration 0008). Only queues the batch adds new jobs to are checked: a job whose unique_key
+-- is live adds nothing, so resubmitting it is never refused, even by a queue over its limit
+-- (as on SQLite). LIMIT max_depth + 1 is all the comparison needs (a queue already over its
 -- limit is full whatever the batch adds), so a deep backlog costs max_depth index entries, not
 -- its length (index-only walks once vacuum has marked the pages all-visible; before that the
 -- planner may take a bitmap scan of the queue's whole range, still not the table's). The
@@ -44,19 +46,21 @@ WITH input AS (
 ), full_queues AS (
     SELECT q.name
       FROM queues q
+     CROSS JOIN LATERAL (  -- the batch's new jobs for q (a live unique_key adds nothing)
+           SELECT count(*) AS n FROM input i
+            WHERE i.queue = q.name
+              AND (i.unique_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM jobs u
+                    WHERE u.unique_key = i.unique_key
+                      AND u.status NOT IN ({{terminal}})))) added
      WHERE q.max_depth IS NOT NULL
        AND q.name = ANY (ARRAY(SELECT queue FROM input))
+       AND added.n > 0
        AND (SELECT count(*) FROM (
                    SELECT 1 FROM jobs j WHERE j.queue = q.name AND j.status = 'queued'
                    UNION ALL
                    SELECT 1 FROM jobs j WHERE j.queue = q.name AND j.status IN ({{waiting}})
-                    LIMIT q.max_depth + 1) d)
-         + (SELECT count(*) FROM input i
-             WHERE i.queue = q.name
-               AND (i.unique_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM jobs u
-                     WHERE u.unique_key = i.unique_key
-                       AND u.status NOT IN ({{terminal}}))))
+                    LIMIT q.max_depth + 1) d) + added.n
          > q.max_depth
 ), ins AS (
     INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
@@ -95,15 +99,15 @@ WITH full_queues AS (
       FROM queues q
      WHERE q.name = $2::text
        AND q.max_depth IS NOT NULL
+       AND ($9::text IS NULL OR NOT EXISTS (  -- a live unique_key adds nothing
+                SELECT 1 FROM jobs u
+                 WHERE u.unique_key = $9::text AND u.status NOT IN ({{terminal}})))
        AND (SELECT count(*) FROM (
                    SELECT 1 FROM jobs j WHERE j.queue = q.name AND j.status = 'queued'
                    UNION ALL
                    SELECT 1 FROM jobs j WHERE j.queue = q.name AND j.status IN ({{waiting}})
-                    LIMIT q.max_depth + 1) d)
-         + (SELECT count(*) WHERE $9::text IS NULL OR NOT EXISTS (
-                SELECT 1 FROM jobs u
-                 WHERE u.unique_key = $9::text AND u.status NOT IN ({{terminal}})))
-         > q.max_depth
+                    LIMIT q.max_depth) d)
+         >= q.max_depth
 ), ins AS (
     INSERT INTO jobs (id, queue, type, payload, priority, status, run_at, max_retries, timeout,
                       unique_key, tags, tenant, created_at, updated_at)
