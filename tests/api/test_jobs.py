@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
-from conveyor.domain.job import JobStatus
+from conveyor.domain.job import Job, JobStatus
 from conveyor.domain.records import Completion
 from conveyor.store import Store
 from tests.api.conftest import assert_problem
-from tests.helpers import dead_job, running_job
+from tests.helpers import dead_job, running_job, wait_until
 
 JOB_FIELDS = {
     "id", "queue", "type", "payload", "priority", "status", "run_at", "attempt", "max_retries",
@@ -83,19 +84,33 @@ async def test_batch_submits_all(api: httpx.AsyncClient, store: Store) -> None:
     assert counts["default"][JobStatus.QUEUED] == 51
 
 
-async def test_get_and_long_poll(api: httpx.AsyncClient, store: Store) -> None:
+async def test_get_and_long_poll(
+    api: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = await running_job(store)
     resp = await api.get(f"/v1/jobs/{job.id}")
     assert resp.status_code == 200 and resp.json()["status"] == "running"
 
+    reads: list[JobStatus] = []
+    get_job = store.get_job
+
+    async def counted(job_id: uuid.UUID) -> Job:
+        read = await get_job(job_id)
+        reads.append(read.status)
+        return read
+
+    monkeypatch.setattr(store, "get_job", counted)
+
     async def finish() -> None:
-        await asyncio.sleep(0.1)
+        # Once the request has seen the job running, it is waiting: complete the job then.
+        await wait_until(lambda: JobStatus.RUNNING in reads, message="the long poll's first read")
         await store.complete_many([Completion(job.id, job.lease_token, {"ok": True})])
 
     task = asyncio.create_task(finish())
     resp = await api.get(f"/v1/jobs/{job.id}", params={"wait": 5})
     await task
     assert resp.json()["status"] == "completed" and resp.json()["result"] == {"ok": True}
+    assert reads[0] == JobStatus.RUNNING and reads[-1] == JobStatus.COMPLETED
 
 
 async def test_long_poll_returns_the_job_at_the_deadline(api: httpx.AsyncClient) -> None:
