@@ -143,35 +143,36 @@ def test_a_500_under_uvicorn_is_one_json_line(tmp_path: Path) -> None:
     assert len(access) == 1 and "/v1/jobs" in access[0]["event"] and "500" in access[0]["event"]
 
 
+# A script embedding an App that runs one no-op job with a worker; {open} opens the App.
+APP_SCRIPT = """
+import asyncio, contextlib, io
+import conveyor
+
+app = conveyor.App("sqlite:///jobs.db")
+done = asyncio.Event()
+
+@app.job("noop")
+async def noop(payload, ctx):
+    done.set()
+
+async def main():
+    {open}
+    await app.enqueue("noop", {{}})
+    worker = app.worker(concurrency=1)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(done.wait(), 30)
+    worker.stop()
+    await task
+    await app.close()
+
+asyncio.run(main())
+"""
+
+
 def test_an_app_in_a_script_logs_json_at_info(tmp_path: Path) -> None:
     """A program that embeds an App and configures no logging still gets JSON lines at the
     settings' level: structlog's defaults would print a console line per job run."""
-    events = run(
-        """
-        import asyncio
-        import conveyor
-
-        app = conveyor.App("sqlite:///jobs.db")
-        done = asyncio.Event()
-
-        @app.job("noop")
-        async def noop(payload, ctx):
-            done.set()
-
-        async def main():
-            await app.open(migrate=True)
-            await app.enqueue("noop", {})
-            worker = app.worker(concurrency=1)
-            task = asyncio.create_task(worker.run())
-            await asyncio.wait_for(done.wait(), 30)
-            worker.stop()
-            await task
-            await app.close()
-
-        asyncio.run(main())
-        """,
-        tmp_path,
-    )
+    events = run(APP_SCRIPT.format(open="await app.open(migrate=True)"), tmp_path)
     assert any(e["event"] == "worker started" for e in events), events
     assert all(e["level"] != "debug" for e in events), events
 
@@ -180,33 +181,11 @@ def test_an_app_logs_to_the_stderr_of_the_moment(tmp_path: Path) -> None:
     """Conveyor's lines go to whatever sys.stderr is when they are written, not to the stream
     of the moment logging was set up: an App first opened under a test's capture (closed when
     that test ends) or a redirect_stderr() must not take every later line with it."""
-    events = run(
-        """
-        import asyncio, contextlib, io
-        import conveyor
-
-        app = conveyor.App("sqlite:///jobs.db")
-        done = asyncio.Event()
-
-        @app.job("noop")
-        async def noop(payload, ctx):
-            done.set()
-
-        async def main():
-            captured = io.StringIO()
-            with contextlib.redirect_stderr(captured):
-                await app.open(migrate=True)
-            captured.close()
-            await app.enqueue("noop", {})
-            worker = app.worker(concurrency=1)
-            task = asyncio.create_task(worker.run())
-            await asyncio.wait_for(done.wait(), 30)
-            worker.stop()
-            await task
-            await app.close()
-
-        asyncio.run(main())
-        """,
-        tmp_path,
+    opened_under_capture = (
+        "captured = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(captured):\n"
+        "        await app.open(migrate=True)\n"
+        "    captured.close()"
     )
+    events = run(APP_SCRIPT.format(open=opened_under_capture), tmp_path)
     assert any(e["event"] == "worker started" for e in events), events

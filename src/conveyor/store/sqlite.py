@@ -826,6 +826,23 @@ class _Checkpointer:
             conn.close()
 
 
+def _open_connection(path: str) -> sqlite3.Connection:
+    """A connection with the pragmas every connection of the store takes. isolation_level=None:
+    we issue BEGIN/COMMIT ourselves; the sqlite3 module's implicit transactions would start
+    DEFERRED ones and defeat BEGIN IMMEDIATE. check_same_thread=False: opened on one thread,
+    used on another (never two at a time)."""
+    conn = sqlite3.connect(
+        path, isolation_level=None, cached_statements=256, check_same_thread=False
+    )
+    try:
+        for pragma in _split_statements(Q.connection_pragmas):
+            _run(conn, pragma)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class _Reader:
     """The store's read connection, on an executor thread of its own: one read at a time, in
     order, never on the event loop's thread (a dashboard's list or count may take a while)."""
@@ -838,20 +855,7 @@ class _Reader:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def open(self, path: str) -> None:
-        self._conn = await self._call(self._connect, path)
-
-    @staticmethod
-    def _connect(path: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            path, isolation_level=None, cached_statements=256, check_same_thread=False
-        )
-        try:
-            for pragma in _split_statements(Q.connection_pragmas):
-                _run(conn, pragma)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        self._conn = await self._call(_open_connection, path)
 
     async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[Row]:
         if self._conn is None:
@@ -919,19 +923,10 @@ class SQLiteStore:
             self._checkpointer = _Checkpointer(str(self.path.expanduser()), self._thread)
 
     def _open_writer(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves; the sqlite3 module's implicit
-        # transactions would otherwise start DEFERRED ones and defeat BEGIN IMMEDIATE.
-        # check_same_thread=False: opened here, used on the loop's thread and self._thread,
-        # never two at a time (self._wlock).
-        conn = sqlite3.connect(
-            str(self.path.expanduser()),
-            isolation_level=None,
-            cached_statements=256,
-            check_same_thread=False,
-        )
+        # check_same_thread=False (see _open_connection): used on the loop's thread and
+        # self._thread, never two at a time (self._wlock).
+        conn = _open_connection(str(self.path.expanduser()))
         try:
-            for pragma in _split_statements(Q.connection_pragmas):
-                _run(conn, pragma)
             # Switching to WAL needs a moment of exclusive access; another process opening the
             # file at the same time can make it busy.
             for attempt in range(BUSY_RETRIES):
