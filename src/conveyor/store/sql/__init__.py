@@ -9,8 +9,11 @@ set is spelled in one place (conveyor.domain.job) and never as literals in a que
 for their run_at, `{{parked}}` those listed through their own index (`{{parked_any}}` the same
 set as `(status = ... OR ...)`, `{{live}}` the non-terminal ones as `status <> ... AND ...`),
 `{{job_columns}}` the column order both drivers' row mappers read (`{{claimed_columns}}` what
-SQLite's claim returns), `{{publish}}` whether the transition statements write outbox rows.
+a claim returns), `{{publish}}` whether the transition statements write outbox rows.
 Single braces (JSON and array literals) are left alone.
+
+A block headed `-- fragment: name` is a piece of SQL several queries of the backend share, in
+any of its files: `{{name}}` in a query is replaced by it (its own tokens filled in first).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from conveyor.domain.job import TERMINAL, WAITING, JobStatus
 
 SQL_DIR = Path(__file__).parent
 
-_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^--\s*(name|fragment):\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 _TOKEN = re.compile(r"\{\{([a-z_]+)\}\}")
 
 
@@ -64,8 +67,8 @@ TOKENS: Mapping[str, str] = {
         "unique_key, tags, tenant, result, last_error, worker_id, lease_expires_at, lease_token, "
         "created_at, started_at, finished_at, updated_at"
     ),
-    # What a claim returns on SQLite: the job columns less those the claim sets itself (status,
-    # worker_id, lease_expires_at, started_at, updated_at), which its driver fills in.
+    # What a claim returns, on both backends: the job columns less those the claim sets itself
+    # (status, worker_id, lease_expires_at, started_at, updated_at), which the driver fills in.
     "claimed_columns": (
         "id, queue, type, payload, priority, run_at, attempt, max_retries, timeout, unique_key, "
         "tags, tenant, result, last_error, lease_token, created_at, finished_at"
@@ -92,40 +95,58 @@ class Queries(dict[str, str]):
             raise AttributeError(f"no query named {name!r}") from None
 
 
-def parse(text: str, source: str, tokens: Mapping[str, str] = TOKENS) -> dict[str, str]:
-    """The named blocks of one file, tokens filled in. Unknown tokens and duplicate or empty
-    blocks are load errors: a typo fails at import, not on the first call."""
+def _blocks(text: str, source: str) -> list[tuple[str, str, str]]:
+    """(kind, name, body) of each block of one file, kind "name" (a query) or "fragment"."""
     parts = _HEADER.split(text)
     if parts[0].strip() and not all(
         line.startswith("--") for line in parts[0].strip().splitlines()
     ):
         raise ValueError(f"{source}: SQL before the first '-- name:' header")
-    found: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+    return list(zip(parts[1::3], parts[2::3], parts[3::3], strict=True))
 
-        def fill(m: re.Match[str], name: str = name) -> str:
-            try:
-                return tokens[m.group(1)]
-            except KeyError:
-                raise ValueError(f"{source}: {name} uses unknown token {m.group(0)}") from None
 
-        sql = _TOKEN.sub(fill, body).strip()
-        if not sql:
-            raise ValueError(f"{source}: query {name} is empty")
-        if name in found:
-            raise ValueError(f"{source}: query {name} is defined twice")
-        found[name] = sql
-    return found
+def _fill(body: str, tokens: Mapping[str, str], source: str, name: str) -> str:
+    """The block with its tokens filled in. Unknown tokens and empty blocks are load errors: a
+    typo fails at import, not on the first call."""
+
+    def fill(m: re.Match[str]) -> str:
+        try:
+            return tokens[m.group(1)]
+        except KeyError:
+            raise ValueError(f"{source}: {name} uses unknown token {m.group(0)}") from None
+
+    sql = _TOKEN.sub(fill, body).strip()
+    if not sql:
+        raise ValueError(f"{source}: {name} is empty")
+    return sql
 
 
 def load(backend: str, tokens: Mapping[str, str] = TOKENS) -> Queries:
-    """Every named query of one backend. Names are unique across its files."""
+    """Every named query of one backend, its fragments and tokens filled in. Names are unique
+    across its files, and a fragment may not take a token's name."""
+    files = [
+        (path.name, _blocks(path.read_text(encoding="utf-8"), path.name))
+        for path in sorted((SQL_DIR / backend).glob("*.sql"))
+    ]
+    known = dict(tokens)
+    for source, blocks in files:
+        for kind, name, body in blocks:
+            if kind == "fragment":
+                if name in known:
+                    raise ValueError(f"{source}: fragment {name} is defined twice, or is a token")
+                # Its leading comment describes it where it is defined, not in every query.
+                lines = body.strip().splitlines()
+                while lines and lines[0].startswith("--"):
+                    del lines[0]
+                known[name] = _fill("\n".join(lines), tokens, source, name)
     queries = Queries()
-    for path in sorted((SQL_DIR / backend).glob("*.sql")):
-        for name, sql in parse(path.read_text(encoding="utf-8"), path.name, tokens).items():
+    for source, blocks in files:
+        for kind, name, body in blocks:
+            if kind != "name":
+                continue
             if name in queries:
-                raise ValueError(f"{backend}: query {name} is defined in two files")
-            queries[name] = sql
+                raise ValueError(f"{backend}: query {name} is defined twice")
+            queries[name] = _fill(body, known, source, name)
     if not queries:
         raise ValueError(f"no queries found for backend {backend!r}")
     return queries

@@ -29,12 +29,7 @@ WITH input AS MATERIALIZED (
                                    WHERE s.name = j.queue
                                      AND (s.paused OR s.concurrency IS NOT NULL))
                   FOR UPDATE OF j SKIP LOCKED))
-    RETURNING {{job_columns}}
-), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
-    INSERT INTO outbox (from_status, job)
-    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
-)
-SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
+    {{claim_returning}}
 
 -- name: claim_ids_limited
 -- `claim_ids` for a store with concurrency-limited queues: a limited queue's jobs are claimed
@@ -75,12 +70,7 @@ WITH input AS MATERIALIZED (
            worker_id = $2, lease_expires_at = now() + $3::float8 * interval '1 second',
            started_at = now(), updated_at = now()
      WHERE id IN (SELECT id FROM picked)
-    RETURNING {{job_columns}}
-), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
-    INSERT INTO outbox (from_status, job)
-    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
-)
-SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
+    {{claim_returning}}
 
 -- name: ready_jobs
 -- Queued, due jobs of one queue in claim order (a walk of jobs_claim_idx that LIMIT stops).

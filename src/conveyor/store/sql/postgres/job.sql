@@ -243,12 +243,22 @@ id < ${}
 -- name: list_jobs_tail
 ORDER BY id DESC LIMIT ${}
 
+-- fragment: claim_returning
+-- How every claim statement (claim_one, claim_many, claim_ids, claim_ids_limited) ends, after
+-- its `claimed AS (UPDATE jobs ... WHERE ...`: the outbox rows of the claimed jobs, then what
+-- the driver reads, in claim order. That is {{claimed_columns}} and started_at: the driver
+-- fills in what the claim set itself (status, worker_id, updated_at = started_at,
+-- lease_expires_at = started_at + the lease), as SQLite's does. Decoding a timestamp costs the
+-- worker ~0.5 us, so the whole row cost it ~1 us per job more, for values it already knew. The
+-- outbox snapshot still takes the whole row (`to_jsonb(c)`).
+    RETURNING {{job_columns}}
+), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
+    INSERT INTO outbox (from_status, job)
+    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
+)
+SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
+
 -- name: claim_one
--- Every claim returns {{claimed_columns}} and started_at: the driver fills in what the claim
--- set itself (status, worker_id, updated_at = started_at, lease_expires_at = started_at +
--- the lease), as SQLite's does. Decoding a timestamp costs the worker ~0.5 us, so the whole
--- row cost it ~1 us per job more, for values it already knew. The outbox snapshot still
--- takes the whole row (`to_jsonb(c)`).
 -- Single queue: `queue = $1` walks jobs_claim_idx in claim order, so LIMIT stops early and
 -- there is no sort. The NOT EXISTS is uncorrelated (one-time filter): paused queues and queues
 -- with a concurrency limit (claimed through claim_many under the queue row lock) yield nothing.
@@ -265,12 +275,7 @@ WITH claimed AS (
                 ORDER BY priority DESC, run_at, id
                 LIMIT $2
                   FOR UPDATE SKIP LOCKED))
-    RETURNING {{job_columns}}
-), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
-    INSERT INTO outbox (from_status, job)
-    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
-)
-SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
+    {{claim_returning}}
 
 -- name: claim_many
 -- Several queues: the active queue list (and each limited queue's room) is computed once,
@@ -305,12 +310,7 @@ WITH active AS (
                          FOR UPDATE SKIP LOCKED) c
                 ORDER BY c.priority DESC, c.run_at, c.id
                 LIMIT $2))
-    RETURNING {{job_columns}}
-), ob AS (  -- the outbox (migration 0006): nothing unless the store publishes events
-    INSERT INTO outbox (from_status, job)
-    SELECT 'queued', to_jsonb(c) FROM claimed c WHERE {{publish}}
-)
-SELECT {{claimed_columns}}, started_at FROM claimed ORDER BY priority DESC, run_at, id
+    {{claim_returning}}
 
 -- name: complete
 -- Outcomes (complete, fail, release, heartbeat, reap) are guarded by (id, lease_token,
