@@ -15,19 +15,23 @@ from tests.helpers import enqueue
 
 
 class SlowClaims:
-    """The real store, with claims that take long enough to be cancelled mid-way."""
+    """The real store, with claims held until `release` is set: cancelled mid-way, for sure."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.claiming = asyncio.Event()
+        self.release = asyncio.Event()
+        self.claimed: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
     async def claim(self, *args: Any) -> Any:
         self.claiming.set()
-        await asyncio.sleep(0.2)
-        return await self._store.claim(*args)
+        await self.release.wait()
+        jobs = await self._store.claim(*args)
+        self.claimed.extend(jobs)
+        return jobs
 
 
 async def test_a_cancelled_fetch_hands_its_claim_back(store: Store, store_url: str) -> None:
@@ -37,8 +41,10 @@ async def test_a_cancelled_fetch_hands_its_claim_back(store: Store, store_url: s
     fetch = asyncio.create_task(gateway.fetch("w1", ["default"], 5, 30, 0))
     await slow.claiming.wait()
     fetch.cancel()
+    slow.release.set()  # the claim goes on after its caller was cancelled
     with pytest.raises(asyncio.CancelledError):
         await fetch
+    assert [j.id for j in slow.claimed] == [job.id]  # claimed after all, then handed back
     back = await store.get_job(job.id)
     assert back.status == JobStatus.QUEUED
     assert back.attempt == 0  # handed back without charging the attempt

@@ -62,7 +62,7 @@ async def test_cancelling_a_running_job_reaches_the_remote_handler(rig: Rig) -> 
     async def long(payload: dict[str, Any], ctx: JobContext) -> None:
         started.set()
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # runs until cancelled
         finally:
             stopped.set()
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from conveyor.transport.redis.batch import DispatchBatcher
+from tests.helpers import wait_until
 
 
 async def test_dispatches_made_during_a_call_go_together_in_the_next() -> None:
@@ -19,13 +20,12 @@ async def test_dispatches_made_during_a_call_go_together_in_the_next() -> None:
 
     batcher = DispatchBatcher(send)
     first = asyncio.create_task(batcher.add({"q": ["a"]}))
-    await asyncio.sleep(0)  # the flusher starts sending "a"
-    await asyncio.sleep(0)
+    await wait_until(lambda: calls, message='the call sending "a"')
     later = [
         asyncio.create_task(batcher.add({"q": ["b"]})),
         asyncio.create_task(batcher.add({"q": ["c"], "r": ["d"]})),
     ]
-    await asyncio.sleep(0)
+    await wait_until(lambda: len(batcher._waiters) == 2, message="both waiting for the next call")
     gate.set()
     await asyncio.gather(first, *later)
     assert calls == [("q", ["a"]), ("q", ["b", "c"]), ("r", ["d"])]
